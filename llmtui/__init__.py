@@ -1,0 +1,3 @@
+"""llmtui: a terminal chat workstation for local language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,106 @@
+"""The one data type every pane shares: a reply is a list of steps (TokenEvent).
+
+The engine yields these, the TUI renders them, the store saves them, `run --json` prints them
+and replay plays them back. Each type has exactly one serialiser (to_dict / from_dict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One of the top-k tokens the model considered at a step."""
+
+    token_id: int
+    piece: str  # raw vocabulary piece, e.g. "Ġthe"
+    prob: float  # raw probability (softmax of the logits at temperature 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token_id": self.token_id, "piece": self.piece, "prob": self.prob}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        return cls(int(d["token_id"]), str(d["piece"]), float(d["prob"]))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One decode step of a reply: the token chosen and the distribution it was chosen from."""
+
+    index: int
+    token_id: int
+    text: str  # what this step adds to the visible reply ('' while a character is incomplete)
+    prob: float  # raw probability of the chosen token
+    sampled_prob: float  # probability under the distribution actually sampled from
+    rank: int  # 0 = the most likely token under the raw distribution
+    entropy: float  # entropy of the raw distribution, in nats
+    candidates: tuple[Candidate, ...]
+    elapsed: float  # seconds since the reply started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "token",
+            "index": self.index,
+            "token_id": self.token_id,
+            "text": self.text,
+            "prob": self.prob,
+            "sampled_prob": self.sampled_prob,
+            "rank": self.rank,
+            "entropy": self.entropy,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "elapsed": self.elapsed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenEvent:
+        return cls(
+            index=int(d["index"]),
+            token_id=int(d["token_id"]),
+            text=str(d["text"]),
+            prob=float(d["prob"]),
+            sampled_prob=float(d["sampled_prob"]),
+            rank=int(d["rank"]),
+            entropy=float(d["entropy"]),
+            candidates=tuple(Candidate.from_dict(c) for c in d.get("candidates", ())),
+            elapsed=float(d.get("elapsed", 0.0)),
+        )
+
+
+STOP_REASONS = ("eos", "max_tokens", "stop_string", "stopped", "context_full", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStats:
+    """What a reply cost: the figures in the status bar and the last line of `run --json`."""
+
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float  # time to first token: the prompt's prefill plus the first step
+    tokens_per_second: float  # decode rate after the first token
+    stop_reason: str  # one of STOP_REASONS
+    dropped_turns: int = 0  # oldest turns left out so the prompt fits the context
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "stats",
+            "prompt_tokens": self.prompt_tokens,
+            "new_tokens": self.new_tokens,
+            "ttft_s": self.ttft_s,
+            "tokens_per_second": self.tokens_per_second,
+            "stop_reason": self.stop_reason,
+            "dropped_turns": self.dropped_turns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReplyStats:
+        return cls(
+            prompt_tokens=int(d["prompt_tokens"]),
+            new_tokens=int(d["new_tokens"]),
+            ttft_s=float(d["ttft_s"]),
+            tokens_per_second=float(d["tokens_per_second"]),
+            stop_reason=str(d["stop_reason"]),
+            dropped_turns=int(d.get("dropped_turns", 0)),
+        )

@@ -1,0 +1,390 @@
+"""A conversation -> a prompt -> a stream of TokenEvent, one per decode step.
+
+The decode loop is our own, over the model's forward pass with a KV cache, rather than
+``model.generate``: inside generate, caller-supplied logits processors run before the sampling
+warpers, so they never see the distribution actually sampled from. Owning the loop gives the raw
+and the sampled probability of every token, a stop check at every step, and a forced token at any
+step (branching).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from llmtui.engine.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
+from llmtui.engine.events import Candidate, ReplyStats, TokenEvent
+from llmtui.engine.models import LoadedModel
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+
+# Used when a tokenizer has no chat template; the engine reports that it fell back to it.
+PLAIN_FORMAT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+PLAIN_FORMAT_STOP = ("\nUser:",)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How the next token is chosen. temperature 0 means greedy; top_k 0 and top_p 1 mean off."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    top_candidates: int = 10
+
+    def validate(self) -> SamplingParams:
+        """Return self, or raise InvalidValue naming the first value out of range."""
+        checks = [
+            ("temperature", self.temperature >= 0 and math.isfinite(self.temperature), "0 or more"),
+            ("top_k", self.top_k >= 0, "0 (off) or more"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("repetition_penalty", self.repetition_penalty > 0, "more than 0"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "1 or more"),
+            ("top_candidates", 1 <= self.top_candidates <= 100, "from 1 to 100"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise InvalidValue(f"{name} must be {rule}, not {getattr(self, name)}")
+        return self
+
+    @classmethod
+    def from_generation_config(cls, config: Any, **overrides: Any) -> SamplingParams:
+        """The model's own defaults (its generation_config), with the user's overrides on top."""
+        base: dict[str, Any] = {}
+        if config is not None:
+            if getattr(config, "do_sample", False):
+                base["temperature"] = float(getattr(config, "temperature", None) or 1.0)
+                base["top_k"] = int(getattr(config, "top_k", None) or 0)
+                base["top_p"] = float(getattr(config, "top_p", None) or 1.0)
+            if getattr(config, "repetition_penalty", None):
+                base["repetition_penalty"] = float(config.repetition_penalty)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base).validate()
+
+    def with_value(self, name: str, text: str) -> SamplingParams:
+        """A copy with one field parsed from text (for `/set`, `config set` and the settings panel)."""
+        types = {f.name: f.type for f in fields(self)}
+        if name not in types:
+            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(types)}")
+        value: Any
+        try:
+            if name == "stop":
+                value = tuple(s for s in text.split("|") if s) if text else ()
+            elif name == "seed":
+                value = None if text.lower() in ("", "none", "random") else int(text)
+            elif name in ("top_k", "max_new_tokens", "top_candidates"):
+                value = int(text)
+            else:
+                value = float(text)
+        except ValueError:
+            raise InvalidValue(f"{name} needs a number, not {text!r}") from None
+        return replace(self, **{name: value}).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SamplingParams:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if "stop" in kwargs:
+            kwargs["stop"] = tuple(kwargs["stop"])
+        return cls(**kwargs).validate()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The exact token ids the model receives for a conversation, and how they were made."""
+
+    text: str
+    ids: tuple[int, ...]
+    templated: bool  # False: the tokenizer had no chat template; the plain format was used
+    dropped_turns: int  # oldest turns left out so the prompt fits the context
+    context_length: int
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return () if self.templated else PLAIN_FORMAT_STOP
+
+
+class Engine:
+    """Generation over one loaded model. Holds no UI state; safe to drive from any one thread at a time."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        config = self.model.config
+        self.context_length = int(loaded.info.context_length or getattr(self.tokenizer, "model_max_length", 2048))
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or []))
+        self._pieces: list[str] | None = None
+
+    @property
+    def pieces(self) -> list[str]:
+        """The raw vocabulary piece of every id, built once (cheaper than converting per step)."""
+        if self._pieces is None:
+            self._pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        return self._pieces
+
+    def default_params(self, **overrides: Any) -> SamplingParams:
+        return SamplingParams.from_generation_config(self.model.generation_config, **overrides)
+
+    def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
+        """The prompt for a conversation, with the generation prompt added.
+
+        When prompt plus ``reserve`` new tokens would overflow the context, the oldest turns (never the
+        system prompt) are left out until it fits; ContextOverflow if even the newest turn alone does not.
+        """
+        messages = [m for m in messages if m.get("content") is not None]
+        system = [m for m in messages[:1] if m["role"] == "system"]
+        turns = messages[len(system) :]
+        reserve = min(reserve, self.context_length // 2)
+        dropped = 0
+        while True:
+            text, templated = self._apply_template(system + turns)
+            ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+            if len(ids) + reserve <= self.context_length:
+                return Prompt(text, tuple(ids), templated, dropped, self.context_length)
+            if len(turns) <= 1:
+                raise ContextOverflow(
+                    f"the message is {len(ids)} tokens; with room for {reserve} new tokens it does not fit "
+                    f"the model's context of {self.context_length}"
+                )
+            # Drop the oldest turn, and keep the conversation starting with a user turn.
+            turns = turns[1:]
+            dropped += 1
+            while len(turns) > 1 and turns[0]["role"] != "user":
+                turns = turns[1:]
+                dropped += 1
+
+    def _apply_template(self, messages: Sequence[Message]) -> tuple[str, bool]:
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return text, True
+        lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
+        return "\n\n".join([*lines, "Assistant:"]), False
+
+    def generate(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        *,
+        prefix: Sequence[int] = (),
+        force: int | None = None,
+    ) -> Generation:
+        """Start a reply. ``prefix``: reply tokens already accepted (not emitted again);
+        ``force``: the token the first new step must take (branching from an alternative)."""
+        return Generation(self, prompt, params.validate(), tuple(prefix), force)
+
+
+class Generation:
+    """One reply being decoded: iterate it for TokenEvents; `stop()` from any thread ends it within a step."""
+
+    def __init__(
+        self, engine: Engine, prompt: Prompt, params: SamplingParams, prefix: tuple[int, ...], force: int | None
+    ) -> None:
+        self.engine = engine
+        self.prompt = prompt
+        self.params = params
+        self.prefix = prefix
+        self.force = force
+        self.events: list[TokenEvent] = []
+        self.stats: ReplyStats | None = None
+        self._stop = threading.Event()
+        self._started = False
+
+    def stop(self) -> None:
+        """Ask the loop to end; the step in flight finishes and is kept."""
+        self._stop.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(e.text for e in self.events)
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        if self._started:
+            raise RuntimeError("a Generation can be iterated once")
+        self._started = True
+        import torch
+
+        try:
+            with torch.inference_mode():
+                yield from self._decode(torch)
+        except torch.OutOfMemoryError:
+            self._finish("error")
+            raise OutOfMemory("the device ran out of memory during the reply; the partial reply is kept") from None
+        except (RuntimeError, IndexError) as exc:
+            self._finish("error")
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GenerationError(f"generation failed: {message[:300]}") from None
+
+    def _decode(self, torch: Any) -> Iterator[TokenEvent]:
+        from tokenizers.decoders import DecodeStream
+        from transformers import DynamicCache
+
+        engine, params = self.engine, self.params
+        model, device = engine.model, engine.loaded.device
+        pieces = engine.pieces
+        ids = [*self.prompt.ids, *self.prefix]
+        budget = min(params.max_new_tokens, engine.context_length - len(ids))
+        self._t0 = time.perf_counter()
+        if budget <= 0:
+            self._finish("context_full")
+            return
+        decoder = DecodeStream(ids=list(self.prefix), skip_special_tokens=True)
+        backend = engine.tokenizer.backend_tokenizer
+        stops = _StopStrings((*params.stop, *self.prompt.stop))
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(params.seed)
+        vocab = len(pieces)
+        seen = None
+        if params.repetition_penalty != 1.0:
+            seen = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=device)
+            seen[torch.tensor(ids, device=device)] = True
+        k = min(params.top_candidates, vocab)
+
+        cache = DynamicCache(config=model.config)
+        logits = model(
+            input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1
+        ).logits[0, -1]
+        for step in range(budget):
+            raw = logits.float()[:vocab]  # some models pad the logits past the tokenizer's vocabulary
+            logp = torch.log_softmax(raw, dim=-1)
+            probs = logp.exp()
+            entropy = -(probs * logp).nansum()
+            token, sampled = self._choose(torch, raw, seen, generator, forced=self.force if step == 0 else None)
+            rank = (probs > probs[token]).sum()
+            top = torch.topk(probs, k)
+            # One device->host copy per step: the scalars and the top-k travel together.
+            packed = torch.cat(
+                [torch.stack([token.float(), probs[token], sampled, rank.float(), entropy]), top.values, top.indices.float()]
+            ).tolist()
+            token_id, prob, sampled_prob, rank_i, ent = int(packed[0]), packed[1], packed[2], int(packed[3]), packed[4]
+            candidates = tuple(
+                Candidate(int(i), pieces[int(i)], p) for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
+            )
+            ids.append(token_id)
+            piece_text = decoder.step(backend, token_id) or ""
+            last = (
+                token_id in engine.eos_ids
+                or step == budget - 1
+                or self._stop.is_set()
+                or len(ids) >= engine.context_length
+            )
+            text, hit_stop = stops.feed(piece_text, final=last)
+            event = TokenEvent(
+                index=len(self.prefix) + step,
+                token_id=token_id,
+                text=text,
+                prob=prob,
+                sampled_prob=sampled_prob,
+                rank=rank_i,
+                entropy=ent,
+                candidates=candidates,
+                elapsed=time.perf_counter() - self._t0,
+            )
+            self.events.append(event)
+            if last or hit_stop:
+                self._finish(self._reason(token_id, hit_stop, step, budget, len(ids)))
+                yield event
+                return
+            yield event
+            if seen is not None:
+                seen[token_id] = True
+            logits = model(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True).logits[0, -1]
+
+    def _choose(self, torch: Any, raw: Any, seen: Any, generator: Any, forced: int | None) -> tuple[Any, Any]:
+        """Pick the next token from the raw logits; return it with its probability under the sampled
+        distribution (after repetition penalty, temperature, top-k and top-p)."""
+        p = self.params
+        x = raw
+        if seen is not None:
+            penalised = torch.where(x < 0, x * p.repetition_penalty, x / p.repetition_penalty)
+            x = torch.where(seen[: x.shape[0]], penalised, x)
+        if p.temperature == 0:
+            best = torch.argmax(x)
+            token = best if forced is None else torch.tensor(forced, device=x.device)
+            return token, (token == best).float()
+        x = x / p.temperature
+        if p.top_k:
+            kth = torch.topk(x, min(p.top_k, x.shape[0])).values[-1]
+            x = x.masked_fill(x < kth, float("-inf"))
+        if p.top_p < 1.0:
+            # As transformers' TopPLogitsWarper: drop the least likely tokens whose mass stays under 1 - top_p.
+            sorted_x, order = torch.sort(x, descending=False)
+            cumulative = sorted_x.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - p.top_p)
+            remove[-1] = False
+            x = x.masked_fill(remove.scatter(0, order, remove), float("-inf"))
+        sampled = torch.softmax(x, dim=-1)
+        if forced is None:
+            token = torch.multinomial(sampled, 1, generator=generator)[0]
+        else:
+            token = torch.tensor(forced, device=x.device)
+        return token, sampled[token]
+
+    def _reason(self, token_id: int, hit_stop: bool, step: int, budget: int, length: int) -> str:
+        if token_id in self.engine.eos_ids:
+            return "eos"
+        if hit_stop:
+            return "stop_string"
+        if self._stop.is_set():
+            return "stopped"
+        if length >= self.engine.context_length:
+            return "context_full"
+        return "max_tokens"
+
+    def _finish(self, reason: str) -> None:
+        events = self.events
+        ttft = events[0].elapsed if events else 0.0
+        rate = 0.0
+        if len(events) > 1 and events[-1].elapsed > events[0].elapsed:
+            rate = (len(events) - 1) / (events[-1].elapsed - events[0].elapsed)
+        self.stats = ReplyStats(
+            prompt_tokens=len(self.prompt.ids),
+            new_tokens=len(events),
+            ttft_s=ttft,
+            tokens_per_second=rate,
+            stop_reason=reason,
+            dropped_turns=self.prompt.dropped_turns,
+        )
+
+
+class _StopStrings:
+    """Holds back text that could be the start of a stop string, so a stop string never shows."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.held = ""
+
+    def feed(self, text: str, *, final: bool) -> tuple[str, bool]:
+        """Return (text to show now, whether a stop string was hit)."""
+        buf = self.held + text
+        self.held = ""
+        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            return buf[: min(hits)], True
+        if final or not self.stops:
+            return buf, False
+        keep = 0
+        for s in self.stops:
+            for n in range(min(len(s) - 1, len(buf)), keep, -1):
+                if buf.endswith(s[:n]):
+                    keep = n
+                    break
+        self.held = buf[len(buf) - keep :]
+        return buf[: len(buf) - keep], False

@@ -1,0 +1,1 @@
+"""Persistence: settings (TOML) and conversations (JSON). Knows nothing of Textual."""

@@ -1,0 +1,254 @@
+"""Settings <-> settings.toml. One typed object; an invalid value falls back to its default alone.
+
+The file is the user's: keys llmtui does not know are kept when it rewrites the file, and a file that
+does not parse is reported and never overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from llmtui.engine.errors import InvalidValue, LlmtuiError
+from llmtui.engine.generation import SamplingParams
+from llmtui.store.files import atomic_write, config_dir
+
+SETTINGS_FILE = "settings.toml"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """The user's sampling choices; None leaves a value to the model's generation_config."""
+
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    top_candidates: int | None = None
+
+    def to_overrides(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which panes show, and how."""
+
+    token_stream: bool = True
+    inspector: bool = True
+    sidebar: bool = True
+    token_ids: bool = False  # show ids on token chips
+    sparkline: str = "prob"  # "prob" or "entropy"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything llmtui remembers between runs."""
+
+    model: str = "default"
+    device: str = "auto"
+    dtype: str = "auto"
+    system_prompt: str = ""
+    theme: str = "llmtui-dark"
+    model_dirs: tuple[str, ...] = ()
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    layout: Layout = field(default_factory=Layout)
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, as Textual's App.set_keymap
+
+    def get(self, key: str) -> Any:
+        section, _, name = key.rpartition(".")
+        return getattr(getattr(self, section) if section else self, name)
+
+    def with_value(self, key: str, value: Any) -> Settings:
+        """A copy with one dotted key set, validated; InvalidValue names the key and the rule."""
+        value = _check(key, value)
+        section, _, name = key.rpartition(".")
+        if section == "keymap":
+            return replace(self, keymap={**self.keymap, name: value})
+        if section:
+            return replace(self, **{section: replace(getattr(self, section), **{name: value})})
+        return replace(self, **{key: value})
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sampling":
+                out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()}
+            elif f.name == "layout":
+                out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
+            else:
+                out[f.name] = value
+        return out
+
+
+def _sampling_check(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        try:
+            SamplingParams(**{name: value}).validate()
+        except InvalidValue:
+            return False
+        return True
+
+    return check
+
+
+def _is(*types: type) -> Callable[[Any], bool]:
+    # bool is an int in Python, but `temperature = true` is not a number a user meant.
+    return lambda v: isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+
+
+# dotted key -> (type check, range check, the rule in words)
+_SCHEMA: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] = {
+    "model": (_is(str), bool, "a model spec"),
+    "device": (_is(str), lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v), "auto, cpu, cuda or cuda:N"),
+    "dtype": (_is(str), lambda v: v in ("auto", "float32", "bfloat16", "float16"), "auto, float32, bfloat16 or float16"),
+    "system_prompt": (_is(str), lambda v: True, "text"),
+    "theme": (_is(str), bool, "a theme name"),
+    "model_dirs": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of directories"),
+    "sampling.temperature": (_is(int, float), _sampling_check("temperature"), "a number, 0 or more"),
+    "sampling.top_k": (_is(int), _sampling_check("top_k"), "a whole number, 0 (off) or more"),
+    "sampling.top_p": (_is(int, float), _sampling_check("top_p"), "a number in (0, 1]"),
+    "sampling.repetition_penalty": (_is(int, float), _sampling_check("repetition_penalty"), "a number above 0"),
+    "sampling.max_new_tokens": (_is(int), _sampling_check("max_new_tokens"), "a whole number, 1 or more"),
+    "sampling.seed": (_is(int), lambda v: True, "a whole number"),
+    "sampling.stop": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of strings"),
+    "sampling.top_candidates": (_is(int), _sampling_check("top_candidates"), "a whole number from 1 to 100"),
+    "layout.token_stream": (_is(bool), lambda v: True, "true or false"),
+    "layout.inspector": (_is(bool), lambda v: True, "true or false"),
+    "layout.sidebar": (_is(bool), lambda v: True, "true or false"),
+    "layout.token_ids": (_is(bool), lambda v: True, "true or false"),
+    "layout.sparkline": (_is(str), lambda v: v in ("prob", "entropy"), "prob or entropy"),
+}
+KEYS = tuple(_SCHEMA)
+
+
+def _check(key: str, value: Any) -> Any:
+    if key.startswith("keymap."):
+        if not isinstance(value, str) or not value:
+            raise InvalidValue(f"{key} must be keys such as \"ctrl+s\"")
+        return value
+    if key not in _SCHEMA:
+        raise InvalidValue(f"unknown setting {key!r}; known: {', '.join(KEYS)}, keymap.<binding id>")
+    type_ok, range_ok, rule = _SCHEMA[key]
+    if not (type_ok(value) and range_ok(value)):
+        raise InvalidValue(f"{key} must be {rule}, not {value!r}")
+    if isinstance(value, list):
+        value = tuple(value)
+    if key in ("sampling.temperature", "sampling.top_p", "sampling.repetition_penalty"):
+        value = float(value)
+    return value
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """One thing wrong in a settings file: which file, which key, which line, what."""
+
+    path: Path
+    message: str
+    key: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}" + (f" line {self.line}" if self.line else "")
+        return f"{where}: {self.message}" + ("; using the default" if self.key else "")
+
+
+class SettingsFileError(LlmtuiError):
+    """The settings file cannot be rewritten (it does not parse, or cannot be read)."""
+
+
+def settings_path(path: str | Path | None = None) -> Path:
+    return Path(path).expanduser() if path else config_dir() / SETTINGS_FILE
+
+
+def _line_of(text: str, key: str) -> int | None:
+    section, _, name = key.rpartition(".")
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1)
+        elif current == section and re.match(rf"^\s*{re.escape(name)}\s*=", line):
+            return number
+    return None
+
+
+def load_settings(path: str | Path | None = None) -> tuple[Settings, list[SettingsProblem]]:
+    """Read settings; each bad value is reported and replaced by its default. A missing file is defaults."""
+    file = settings_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings(), []
+    except (OSError, UnicodeDecodeError) as exc:
+        return Settings(), [SettingsProblem(file, f"cannot read the settings file ({exc}); using defaults")]
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        return Settings(), [SettingsProblem(file, f"not valid TOML ({exc}); using defaults", line=line)]
+    settings = Settings()
+    problems: list[SettingsProblem] = []
+    for key, value in _flatten(doc):
+        if key not in _SCHEMA and not key.startswith("keymap."):
+            continue  # unknown keys are kept in the file, not used
+        try:
+            settings = settings.with_value(key, value)
+        except InvalidValue as exc:
+            problems.append(SettingsProblem(file, str(exc), key=key, line=_line_of(text, key)))
+    return settings, problems
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in doc.items():
+        if isinstance(value, dict) and key in ("sampling", "layout", "keymap") and not prefix:
+            out.extend(_flatten(value, f"{key}."))
+        else:
+            out.append((prefix + key, value))
+    return out
+
+
+def save_settings(settings: Settings, path: str | Path | None = None) -> Path:
+    """Write settings atomically, keeping keys llmtui does not know. Refuses to replace a broken file."""
+    file = settings_path(path)
+    doc: dict[str, Any] = {}
+    if file.exists():
+        try:
+            doc = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise SettingsFileError(f"{file} does not parse ({exc}); fix it by hand, llmtui will not overwrite it") from None
+    for key, value in settings.to_toml_dict().items():
+        if isinstance(value, dict):
+            section = doc.get(key)
+            if not isinstance(section, dict):
+                section = doc[key] = {}
+            if key == "sampling":  # cleared overrides leave the file too
+                for name in [n for n in section if n in {f.name for f in fields(SamplingSettings)}]:
+                    if name not in value:
+                        del section[name]
+            section.update(value)
+        else:
+            doc[key] = value
+    atomic_write(file, tomli_w.dumps(doc).encode("utf-8"))
+    return file
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as TOML (0.2, true, ["a"]), else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
