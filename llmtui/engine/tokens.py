@@ -145,14 +145,18 @@ class Tokenization(Sequence[Token]):
 
 
 class TokenizerView:
-    """A tokenizer seen by the inspector: pieces, true bytes, special tokens, search. Tables built once."""
+    """A tokenizer seen by the inspector: pieces, true bytes, special tokens, search. Tables built once.
+
+    It works on the ``tokenizers.Tokenizer`` that a fast transformers tokenizer wraps, so the ids are the
+    ones ``tokenizer(text)["input_ids"]`` gives, and the CLI can use it without importing transformers.
+    """
 
     def __init__(self, tokenizer: Any, name: str) -> None:
-        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers tokenizer, or its backend
+        self.backend = backend
         self.name = name
-        self.size = len(tokenizer)
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        described = f"{getattr(backend, 'decoder', '')!r} {getattr(backend, 'model', '')!r}"
+        self.size = backend.get_vocab_size(with_added_tokens=True)
+        described = f"{backend.decoder!r} {backend.model!r}"
         if "ByteLevel" in described:
             self.family = "byte-level BPE"
         elif "WordPiece" in described:
@@ -161,15 +165,15 @@ class TokenizerView:
             self.family = "SentencePiece"
         else:
             self.family = "other"
-        added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-        self.special_ids = frozenset(tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
+        added = backend.get_added_tokens_decoder()
+        self.special_ids = frozenset(i for i, t in added.items() if t.special)
         self.added_ids = frozenset(added)
         self._bytes: dict[int, bytes] = {}
         self._display: dict[int, str] = {}
 
     @cached_property
     def pieces(self) -> list[str]:
-        return self.tokenizer.convert_ids_to_tokens(list(range(self.size)))
+        return [self.backend.id_to_token(i) or "" for i in range(self.size)]
 
     def piece_bytes(self, token_id: int) -> bytes:
         """The bytes a token stands for in text (for special and added tokens, their own text)."""
@@ -222,9 +226,8 @@ class TokenizerView:
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> Tokenization:
         """Cut text exactly as the model receives it (``tokenizer(text)["input_ids"]``), with offsets."""
-        enc = self.tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-        offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
-        return Tokenization(self, text, list(enc["input_ids"]), offsets)
+        enc = self.backend.encode(text, add_special_tokens=add_special_tokens)
+        return Tokenization(self, text, enc.ids, enc.offsets)
 
     def from_ids(self, ids: Sequence[int]) -> Tokenization:
         """Ids to pieces and text; offsets point into the decoded text."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import builders  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path, monkeypatch):
+    """Each test gets its own settings and conversation dirs; the model conversion cache is shared."""
+    monkeypatch.setenv("LLMTUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LLMTUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return builders.tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_model_dir):
+    from llmtui.engine import models
+
+    return models.load(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_loaded):
+    from llmtui.engine.generation import Engine
+
+    return Engine(tiny_loaded)
+
+
+@pytest.fixture(scope="session")
+def default_loaded():
+    """The real default model (SmolLM2-135M-Instruct), loaded once per test session."""
+    from llmtui.engine import models
+
+    os.environ.pop("HF_HOME", None)
+    return models.load("default", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def default_engine(default_loaded):
+    from llmtui.engine.generation import Engine
+
+    return Engine(default_loaded)

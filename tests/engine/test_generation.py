@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+
+from llmtui.engine.errors import ContextOverflow, InvalidValue
+from llmtui.engine.generation import Engine, SamplingParams, _StopStrings
+
+
+def _chat(text: str, system: str | None = None) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+
+
+def _generate_reference(loaded, prompt, n: int) -> list[int]:
+    out = loaded.model.generate(torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=n, min_new_tokens=n)
+    return out[0, len(prompt.ids) :].tolist()
+
+
+def test_greedy_matches_generate_on_tiny_model(tiny_engine, tiny_loaded):
+    prompt = tiny_engine.render(_chat("Hello world"))
+    events = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=24)))
+    ids = [e.token_id for e in events]
+    ref = _generate_reference(tiny_loaded, prompt, len(ids))
+    assert ids == ref[: len(ids)]
+
+
+def test_event_fields_are_consistent(tiny_engine):
+    prompt = tiny_engine.render(_chat("The capital of France"))
+    generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=12, top_candidates=5))
+    events = list(generation)
+    assert [e.index for e in events] == list(range(len(events)))
+    for e in events:
+        assert len(e.candidates) == 5
+        probs = [c.prob for c in e.candidates]
+        assert probs == sorted(probs, reverse=True)
+        assert e.rank == 0 and e.candidates[0].token_id == e.token_id  # greedy picks the top candidate
+        assert math.isclose(e.prob, e.candidates[0].prob)
+        assert e.sampled_prob == 1.0
+        assert 0 <= e.entropy <= math.log(len(tiny_engine.tokenizer)) + 1e-4
+        assert e.candidates[0].piece == tiny_engine.pieces[e.token_id]
+    assert [e.elapsed for e in events] == sorted(e.elapsed for e in events)
+    stats = generation.stats
+    assert stats.new_tokens == len(events) and stats.prompt_tokens == len(prompt.ids)
+    assert stats.stop_reason in ("eos", "max_tokens")
+    assert stats.ttft_s > 0
+
+
+def test_seeded_sampling_is_reproducible_and_reports_sampled_probability(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello"))
+    params = SamplingParams(temperature=1.3, top_k=20, top_p=0.9, max_new_tokens=16, seed=7)
+    first = list(tiny_engine.generate(prompt, params))
+    second = list(tiny_engine.generate(prompt, params))
+    assert [e.token_id for e in first] == [e.token_id for e in second]
+    for e in first:
+        assert 0 < e.sampled_prob <= 1
+    # A different seed takes another path somewhere (the distribution is far from one-hot).
+    third = list(tiny_engine.generate(prompt, SamplingParams(**{**params.to_dict(), "seed": 8, "stop": ()})))
+    assert [e.token_id for e in third] != [e.token_id for e in first]
+
+
+def test_top_k_one_is_greedy(tiny_engine):
+    prompt = tiny_engine.render(_chat("Tokenizers cut text"))
+    greedy = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=10))]
+    sampled = tiny_engine.generate(prompt, SamplingParams(temperature=0.8, top_k=1, max_new_tokens=10, seed=1))
+    events = list(sampled)
+    assert [e.token_id for e in events] == greedy
+    assert all(math.isclose(e.sampled_prob, 1.0) for e in events)
+
+
+def test_repetition_penalty_changes_the_path(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello world hello world"))
+    plain = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=20))]
+    penalised = [
+        e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=20, repetition_penalty=5.0))
+    ]
+    assert plain != penalised
+
+
+def test_stop_from_another_thread_ends_within_one_step(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello"))
+    generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=200))
+    seen = threading.Event()
+    count_at_stop: list[int] = []
+
+    def consume():
+        for event in generation:
+            if event.index == 4:
+                seen.set()
+                # Give the main thread time to call stop() while this step is "in flight".
+                threading.Event().wait(0.2)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    assert seen.wait(30)
+    count_at_stop.append(len(generation.events))
+    generation.stop()
+    worker.join(30)
+    assert generation.stats.stop_reason == "stopped"
+    assert len(generation.events) <= count_at_stop[0] + 1
+    assert generation.text == "".join(e.text for e in generation.events)
+
+
+def test_branch_forces_the_chosen_token_and_continues(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello"))
+    original = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=10)))
+    step = 3
+    alternative = original[step].candidates[2]
+    prefix = [e.token_id for e in original[:step]]
+    branch = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6), prefix=prefix, force=alternative.token_id))
+    assert branch[0].index == step
+    assert branch[0].token_id == alternative.token_id
+    assert branch[0].rank == 2
+    assert math.isclose(branch[0].prob, alternative.prob, rel_tol=1e-4)
+    assert branch[0].sampled_prob == 0.0  # greedy would not have picked it
+    # The candidates at the forced step are the original step's distribution.
+    assert [c.token_id for c in branch[0].candidates] == [c.token_id for c in original[step].candidates]
+
+
+def test_context_overflow_drops_oldest_turns_but_keeps_system(tiny_engine):
+    long_turn = "hello world " * 30
+    messages = [{"role": "system", "content": "Be brief."}]
+    for i in range(8):
+        messages += [{"role": "user", "content": f"{i} {long_turn}"}, {"role": "assistant", "content": long_turn}]
+    messages.append({"role": "user", "content": "last question"})
+    prompt = tiny_engine.render(messages, reserve=32)
+    assert prompt.dropped_turns > 0
+    assert len(prompt.ids) + 32 <= tiny_engine.context_length
+    assert "Be brief." in prompt.text and "last question" in prompt.text
+    assert prompt.text.index("<|im_start|>user") < prompt.text.index("<|im_start|>assistant")
+    with pytest.raises(ContextOverflow):
+        tiny_engine.render(_chat("word " * 400), reserve=32)
+
+
+def test_generation_stops_at_the_context_limit(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello world " * 20))
+    generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=500))
+    events = list(generation)
+    assert len(prompt.ids) + len(events) <= tiny_engine.context_length
+    assert generation.stats.stop_reason in ("context_full", "eos")
+
+
+def test_tokenizer_without_chat_template_falls_back_to_plain_format(tmp_path):
+    import builders
+
+    from llmtui.engine import models
+
+    loaded = models.load(str(builders.tiny_llama(tmp_path / "plain", chat_template=None)), device="cpu")
+    engine = Engine(loaded)
+    prompt = engine.render(_chat("Hello", system="Be brief."))
+    assert not prompt.templated
+    assert prompt.text.endswith("Assistant:") and "User: Hello" in prompt.text
+    assert "\nUser:" in prompt.stop
+
+
+@pytest.mark.parametrize(
+    ("stops", "chunks", "shown", "hit"),
+    [
+        (["END"], ["Hello ", "E", "N", "D more"], "Hello ", True),
+        (["END"], ["Hello ", "E", "Nx"], "Hello ENx", False),
+        (["\nUser:"], ["a", "\nUs", "er: b"], "a", True),
+        ([], ["a", "b"], "ab", False),
+    ],
+)
+def test_stop_strings_never_show(stops, chunks, shown, hit):
+    matcher = _StopStrings(stops)
+    out, was_hit = "", False
+    for i, chunk in enumerate(chunks):
+        text, was_hit = matcher.feed(chunk, final=i == len(chunks) - 1)
+        out += text
+        if was_hit:
+            break
+    assert out == shown and was_hit == hit
+
+
+def test_stop_string_ends_generation(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello"))
+    free = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=30))
+    text = "".join(e.text for e in free)
+    stop = text[5:8]
+    assert stop.strip(), text
+    generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=30, stop=(stop,)))
+    shown = "".join(e.text for e in generation)
+    assert generation.stats.stop_reason == "stop_string"
+    assert stop not in shown and text.startswith(shown)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("temperature", -1.0), ("top_p", 0.0), ("top_p", 1.5), ("top_k", -2), ("max_new_tokens", 0),
+     ("repetition_penalty", 0.0), ("top_candidates", 0), ("temperature", float("nan"))],
+)
+def test_invalid_sampling_values_are_refused(field, value):
+    with pytest.raises(InvalidValue, match=field):
+        SamplingParams(**{field: value}).validate()
+
+
+def test_with_value_parses_text():
+    params = SamplingParams().with_value("temperature", "0.2").with_value("stop", "a|b").with_value("seed", "none")
+    assert params.temperature == 0.2 and params.stop == ("a", "b") and params.seed is None
+    with pytest.raises(InvalidValue):
+        params.with_value("temperature", "hot")
+    with pytest.raises(InvalidValue):
+        params.with_value("warmth", "1")
+
+
+# -- on the real default model -----------------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("question", ["What is the capital of France?", "你是谁?"])
+def test_greedy_is_identical_to_generate_on_the_default_model(default_engine, default_loaded, question):
+    prompt = default_engine.render(_chat(question))
+    generation = default_engine.generate(prompt, SamplingParams(max_new_tokens=40))
+    events = list(generation)
+    ids = [e.token_id for e in events]
+    ref = default_loaded.model.generate(torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=40)
+    assert ids == ref[0, len(prompt.ids) :].tolist()
+    text = "".join(e.text for e in events)
+    assert "\ufffd" not in text
+    assert text == default_loaded.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+@pytest.mark.model
+def test_default_model_answers_about_france(default_engine):
+    prompt = default_engine.render(_chat("What is the capital of France?"))
+    generation = default_engine.generate(prompt, SamplingParams(max_new_tokens=30))
+    assert "Paris" in "".join(e.text for e in generation)
+    assert generation.stats.stop_reason == "eos"
+    assert generation.events[-1].token_id in default_engine.eos_ids
