@@ -31,7 +31,9 @@ def _read_text(arg: str, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidValue(f"the {what} on stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+        raise InvalidValue(
+            f"the {what} on stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 def _out(text: str) -> None:
@@ -62,7 +64,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed", "top_candidates")
+    names = (
+        "temperature",
+        "top_k",
+        "top_p",
+        "repetition_penalty",
+        "max_new_tokens",
+        "seed",
+        "top_candidates",
+    )
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.stop:
         overrides["stop"] = tuple(args.stop)
@@ -90,7 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(loaded)
     params = engine.default_params(**overrides)
     system = args.system if args.system is not None else settings.system_prompt
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt_text}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt_text}
+    ]
     prompt = engine.render(messages, reserve=params.max_new_tokens)
     if not prompt.templated:
         print("llmtui: note: the tokenizer has no chat template; using the plain format", file=sys.stderr)
@@ -196,8 +208,15 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         print(f"{escape_controls(result.view.name)} ({result.view.family}, vocabulary {result.view.size})")
         rows = [("INDEX", "ID", "PIECE", "TEXT", "START", "END", "SPECIAL")]
         rows += [
-            (str(t.index), str(t.token_id), escape_controls(t.piece), t.display, str(t.start), str(t.end),
-             "yes" if t.special else "")
+            (
+                str(t.index),
+                str(t.token_id),
+                escape_controls(t.piece),
+                t.display,
+                str(t.start),
+                str(t.end),
+                "yes" if t.special else "",
+            )
             for t in result
         ]
         _table(rows)
@@ -259,7 +278,7 @@ def _add_config_commands(sub: Any) -> None:
     config = sub.add_parser("config", help="settings: path, show, set KEY VALUE")
     config.add_argument("action", choices=("path", "show", "set"))
     config.add_argument("key", nargs="?", help="dotted key, e.g. sampling.temperature")
-    config.add_argument("value", nargs="?", help="a TOML value (0.2, true, \"text\") or plain text")
+    config.add_argument("value", nargs="?", help='a TOML value (0.2, true, "text") or plain text')
     config.set_defaults(func=cmd_config)
 
 
@@ -269,7 +288,9 @@ def _add_config_commands(sub: Any) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype (auto)")
-    p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    show = sub.add_parser("show", help="architecture, size, context, vocabulary, special tokens, chat template")
+    show = sub.add_parser(
+        "show", help="architecture, size, context, vocabulary, special tokens, chat template"
+    )
     show.add_argument("model")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)

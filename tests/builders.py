@@ -60,7 +60,9 @@ def wordpiece(vocab_size: int = 300):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
     tok.train_from_iterator(SENTENCES, trainer)
     return tok
 
@@ -80,7 +82,9 @@ def fast_tokenizer(tok, *, chat_template: str | None = CHATML):
     return fast
 
 
-def tiny_llama(directory: Path, *, chat_template: str | None = CHATML, context: int = 256, seed: int = 0) -> Path:
+def tiny_llama(
+    directory: Path, *, chat_template: str | None = CHATML, context: int = 256, seed: int = 0
+) -> Path:
     """A 2-layer random Llama with a byte-level BPE tokenizer, saved as a normal checkpoint."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

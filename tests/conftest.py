@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import builders  # noqa: E402
+import builders
 
 
 @pytest.fixture(autouse=True)

@@ -125,7 +125,9 @@ class Engine:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         config = self.model.config
-        self.context_length = int(loaded.info.context_length or getattr(self.tokenizer, "model_max_length", 2048))
+        self.context_length = int(
+            loaded.info.context_length or getattr(self.tokenizer, "model_max_length", 2048)
+        )
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
@@ -172,7 +174,9 @@ class Engine:
 
     def _apply_template(self, messages: Sequence[Message]) -> tuple[str, bool]:
         if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
             return text, True
         lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
         return "\n\n".join([*lines, "Assistant:"]), False
@@ -194,7 +198,12 @@ class Generation:
     """One reply being decoded: iterate it for TokenEvents; `stop()` from any thread ends it within a step."""
 
     def __init__(
-        self, engine: Engine, prompt: Prompt, params: SamplingParams, prefix: tuple[int, ...], force: int | None
+        self,
+        engine: Engine,
+        prompt: Prompt,
+        params: SamplingParams,
+        prefix: tuple[int, ...],
+        force: int | None,
     ) -> None:
         self.engine = engine
         self.prompt = prompt
@@ -225,7 +234,9 @@ class Generation:
                 yield from self._decode(torch)
         except torch.OutOfMemoryError:
             self._finish("error")
-            raise OutOfMemory("the device ran out of memory during the reply; the partial reply is kept") from None
+            raise OutOfMemory(
+                "the device ran out of memory during the reply; the partial reply is kept"
+            ) from None
         except (RuntimeError, IndexError) as exc:
             self._finish("error")
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -259,23 +270,39 @@ class Generation:
 
         cache = DynamicCache(config=model.config)
         logits = model(
-            input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1
+            input_ids=torch.tensor([ids], device=device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
         ).logits[0, -1]
         for step in range(budget):
             raw = logits.float()[:vocab]  # some models pad the logits past the tokenizer's vocabulary
             logp = torch.log_softmax(raw, dim=-1)
             probs = logp.exp()
             entropy = -(probs * logp).nansum()
-            token, sampled = self._choose(torch, raw, seen, generator, forced=self.force if step == 0 else None)
+            token, sampled = self._choose(
+                torch, raw, seen, generator, forced=self.force if step == 0 else None
+            )
             rank = (probs > probs[token]).sum()
             top = torch.topk(probs, k)
             # One device->host copy per step: the scalars and the top-k travel together.
             packed = torch.cat(
-                [torch.stack([token.float(), probs[token], sampled, rank.float(), entropy]), top.values, top.indices.float()]
+                [
+                    torch.stack([token.float(), probs[token], sampled, rank.float(), entropy]),
+                    top.values,
+                    top.indices.float(),
+                ]
             ).tolist()
-            token_id, prob, sampled_prob, rank_i, ent = int(packed[0]), packed[1], packed[2], int(packed[3]), packed[4]
+            token_id, prob, sampled_prob, rank_i, ent = (
+                int(packed[0]),
+                packed[1],
+                packed[2],
+                int(packed[3]),
+                packed[4],
+            )
             candidates = tuple(
-                Candidate(int(i), pieces[int(i)], p) for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
+                Candidate(int(i), pieces[int(i)], p)
+                for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
             )
             ids.append(token_id)
             piece_text = decoder.step(backend, token_id) or ""

@@ -187,7 +187,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         try:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot read the GGUF file {gguf}: {_first_line(exc)}") from None
         # transformers refuses to save a GGUF-loaded model until the quantizer marker is cleared;
@@ -233,7 +235,9 @@ def load_tokenizer(spec: str) -> Any:
         raise ModelLoadError(f"the tokenizer of {spec} cannot be read: {_first_line(exc)}") from None
     backend = getattr(_load_tokenizer_dir(path, spec), "backend_tokenizer", None)
     if backend is None:
-        raise ModelLoadError(f"the tokenizer of {spec} has no fast (tokenizers) backend, which the inspector needs")
+        raise ModelLoadError(
+            f"the tokenizer of {spec} has no fast (tokenizers) backend, which the inspector needs"
+        )
     return backend
 
 
@@ -451,7 +455,9 @@ def list_models(model_dirs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry
         for c in candidates:
             arch = _architecture_of(c)
             if arch:
-                entries.append(ModelEntry(str(c), arch, sum(f.stat().st_size for f in _weight_files(c)), "directory"))
+                entries.append(
+                    ModelEntry(str(c), arch, sum(f.stat().st_size for f in _weight_files(c)), "directory")
+                )
     return entries
 
 
@@ -460,7 +466,7 @@ def _hf_cache_entries() -> list[ModelEntry]:
 
     try:
         info = scan_cache_dir()
-    except Exception:  # noqa: BLE001 - a missing or odd cache just lists nothing
+    except Exception:
         return []
     out = []
     for repo in sorted(info.repos, key=lambda r: r.repo_id):

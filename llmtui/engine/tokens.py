@@ -25,7 +25,11 @@ _ID_RANGE = re.compile(r"^\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*$")
 
 def _byte_decoder() -> dict[str, int]:
     """The inverse of GPT-2's bytes_to_unicode: printable character -> the byte it stands for."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -78,7 +82,9 @@ class Token:
 class Tokenization(Sequence[Token]):
     """A text cut into tokens. Token objects are built on access, so 1 MB of text stays cheap."""
 
-    def __init__(self, view: TokenizerView, text: str, ids: list[int], offsets: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, view: TokenizerView, text: str, ids: list[int], offsets: list[tuple[int, int]]
+    ) -> None:
         self.view = view
         self.text = text
         self.ids = ids
@@ -152,7 +158,9 @@ class TokenizerView:
     """
 
     def __init__(self, tokenizer: Any, name: str) -> None:
-        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers tokenizer, or its backend
+        backend = getattr(
+            tokenizer, "backend_tokenizer", tokenizer
+        )  # a transformers tokenizer, or its backend
         self.backend = backend
         self.name = name
         self.size = backend.get_vocab_size(with_added_tokens=True)
@@ -233,7 +241,9 @@ class TokenizerView:
         """Ids to pieces and text; offsets point into the decoded text."""
         for token_id in ids:
             if not 0 <= token_id < self.size:
-                raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {self.size - 1}")
+                raise InvalidValue(
+                    f"id {token_id} is out of range: the vocabulary has ids 0 to {self.size - 1}"
+                )
         pieces_text: list[str] = []
         offsets: list[tuple[int, int]] = []
         pos = 0

@@ -83,7 +83,9 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "sampling":
-                out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()}
+                out[f.name] = {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()
+                }
             elif f.name == "layout":
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
             elif isinstance(value, tuple):
@@ -112,15 +114,27 @@ def _is(*types: type) -> Callable[[Any], bool]:
 # dotted key -> (type check, range check, the rule in words)
 _SCHEMA: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] = {
     "model": (_is(str), bool, "a model spec"),
-    "device": (_is(str), lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v), "auto, cpu, cuda or cuda:N"),
-    "dtype": (_is(str), lambda v: v in ("auto", "float32", "bfloat16", "float16"), "auto, float32, bfloat16 or float16"),
+    "device": (
+        _is(str),
+        lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v),
+        "auto, cpu, cuda or cuda:N",
+    ),
+    "dtype": (
+        _is(str),
+        lambda v: v in ("auto", "float32", "bfloat16", "float16"),
+        "auto, float32, bfloat16 or float16",
+    ),
     "system_prompt": (_is(str), lambda v: True, "text"),
     "theme": (_is(str), bool, "a theme name"),
     "model_dirs": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of directories"),
     "sampling.temperature": (_is(int, float), _sampling_check("temperature"), "a number, 0 or more"),
     "sampling.top_k": (_is(int), _sampling_check("top_k"), "a whole number, 0 (off) or more"),
     "sampling.top_p": (_is(int, float), _sampling_check("top_p"), "a number in (0, 1]"),
-    "sampling.repetition_penalty": (_is(int, float), _sampling_check("repetition_penalty"), "a number above 0"),
+    "sampling.repetition_penalty": (
+        _is(int, float),
+        _sampling_check("repetition_penalty"),
+        "a number above 0",
+    ),
     "sampling.max_new_tokens": (_is(int), _sampling_check("max_new_tokens"), "a whole number, 1 or more"),
     "sampling.seed": (_is(int), lambda v: True, "a whole number"),
     "sampling.stop": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of strings"),
@@ -137,7 +151,7 @@ KEYS = tuple(_SCHEMA)
 def _check(key: str, value: Any) -> Any:
     if key.startswith("keymap."):
         if not isinstance(value, str) or not value:
-            raise InvalidValue(f"{key} must be keys such as \"ctrl+s\"")
+            raise InvalidValue(f'{key} must be keys such as "ctrl+s"')
         return value
     if key not in _SCHEMA:
         raise InvalidValue(f"unknown setting {key!r}; known: {', '.join(KEYS)}, keymap.<binding id>")
@@ -229,7 +243,9 @@ def save_settings(settings: Settings, path: str | Path | None = None) -> Path:
         try:
             doc = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise SettingsFileError(f"{file} does not parse ({exc}); fix it by hand, llmtui will not overwrite it") from None
+            raise SettingsFileError(
+                f"{file} does not parse ({exc}); fix it by hand, llmtui will not overwrite it"
+            ) from None
     for key, value in settings.to_toml_dict().items():
         if isinstance(value, dict):
             section = doc.get(key)

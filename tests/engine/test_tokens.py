@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import builders
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import builders
 from llmtui.engine.errors import InvalidValue
 from llmtui.engine.tokens import TokenizerView, show_bytes
 
@@ -75,7 +75,9 @@ def test_offsets_map_tokens_back_to_their_characters(views):
     for token in result:
         covered = text[token.start : token.end]
         assert covered, token
-        if token.group == token.index and (token.index + 1 >= len(result) or result[token.index + 1].group != token.index):
+        if token.group == token.index and (
+            token.index + 1 >= len(result) or result[token.index + 1].group != token.index
+        ):
             # A token that is a whole character group: its bytes are its text (minus ByteLevel's trimmed space).
             assert token.data.decode().strip() == covered.strip()
     assert result.token_at(text.index("你")) is not None

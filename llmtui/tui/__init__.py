@@ -1,0 +1,1 @@
+"""The Textual layer: a thin skin over llmtui.engine and llmtui.store."""

@@ -1,0 +1,1 @@
+"""Modal screens: editing text, settings, history, vocabulary."""

@@ -1,0 +1,133 @@
+"""The history browser: newest first, full-text search, open, rename, delete (with undo), duplicate."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from llmtui.engine.conversation import Conversation
+from llmtui.engine.text import escape_controls
+from llmtui.store.conversations import ConversationStore, StoreError, Summary
+from llmtui.tui.screens.edit import EditScreen
+
+SHOWN = 500  # rows built at once; search narrows the rest
+
+
+class HistoryScreen(ModalScreen[Conversation | None]):
+    """Returns the conversation to open, or None."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Close"),
+        Binding("ctrl+d", "delete", "Delete"),
+        Binding("ctrl+z", "undo", "Undo delete"),
+        Binding("ctrl+e", "rename", "Rename"),
+        Binding("ctrl+n", "duplicate", "Duplicate"),
+    ]
+
+    def __init__(self, store: ConversationStore, query: str = "") -> None:
+        super().__init__()
+        self.store = store
+        self.query_text = query
+        self.summaries: list[Summary] = []
+        self.deleted: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="history-dialog"):
+            yield Label(
+                "History · enter open · ctrl+e rename · ctrl+d delete · ctrl+z undo · ctrl+n duplicate"
+            )
+            yield Input(self.query_text, placeholder="search titles and messages", id="history-search")
+            yield OptionList(id="history-list")
+            yield Label("", id="history-status")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+        self.refresh_list()
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        self.query_text = message.value
+        self.refresh_list()
+
+    def on_input_submitted(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @work(thread=True, exclusive=True)
+    def refresh_list(self) -> None:
+        started = time.perf_counter()
+        summaries, problems = self.store.list(self.query_text)
+        took = time.perf_counter() - started
+        self.app.call_from_thread(self._show, summaries, problems, took)
+
+    def _show(self, summaries: list[Summary], problems: list[str], took: float) -> None:
+        self.summaries = summaries
+        options = []
+        for s in summaries[:SHOWN]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
+            prompt = Text(no_wrap=True, overflow="ellipsis")
+            prompt.append(f"{when}  ", style="dim")
+            prompt.append(escape_controls(s.title or "untitled"), style="bold")
+            prompt.append(f"  {s.turns} turns · {escape_controls(s.model)}", style="dim")
+            options.append(Option(prompt, id=s.id))
+        history = self.query_one(OptionList)
+        history.set_options(options)
+        status = f"{len(summaries)} conversations · {took * 1000:.0f} ms"
+        if len(summaries) > SHOWN:
+            status += f" · showing the newest {SHOWN}; search to narrow"
+        if problems:
+            status += f" · {len(problems)} files could not be read (left in place): {problems[0]}"
+        self.query_one("#history-status", Label).update(Text(status))
+
+    def _selected(self) -> str | None:
+        history = self.query_one(OptionList)
+        if history.highlighted is None:
+            return None
+        return history.get_option_at_index(history.highlighted).id
+
+    def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
+        try:
+            self.dismiss(self.store.load(message.option.id or ""))
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+
+    def action_delete(self) -> None:
+        selected = self._selected()
+        if selected:
+            self.store.delete(selected)
+            self.deleted.append(selected)
+            self.notify("Deleted. ctrl+z brings it back.")
+            self.refresh_list()
+
+    def action_undo(self) -> None:
+        if self.deleted:
+            self.store.restore(self.deleted.pop())
+            self.refresh_list()
+
+    def action_rename(self) -> None:
+        selected = self._selected()
+        if not selected:
+            return
+        title = next((s.title for s in self.summaries if s.id == selected), "")
+
+        def done(text: str | None) -> None:
+            if text and text.strip():
+                self.store.rename(selected, text.strip().splitlines()[0])
+                self.refresh_list()
+
+        self.app.push_screen(EditScreen("Rename conversation", title), done)
+
+    def action_duplicate(self) -> None:
+        selected = self._selected()
+        if selected:
+            self.store.duplicate(selected)
+            self.refresh_list()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,256 @@
+"""Tokens as chips, wrapped into lines, drawn with Textual's line API.
+
+Only the visible lines are ever built, and appending a chip touches only the last line, so the cost of
+one more token is the same at token 10 and at token 10,000. The token stream and the inspector both
+draw with this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.color import Color
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from llmtui.engine.text import visible
+
+# Probability buckets, from the theme's $prob-1 (very likely) to $prob-5 (surprising).
+PROB_EDGES = (0.9, 0.5, 0.2, 0.05)
+PROB_LEGEND = ("≥90%", "≥50%", "≥20%", "≥5%", "<5%")
+
+
+def prob_bucket(prob: float) -> int:
+    """1 (very likely) .. 5 (surprising)."""
+    for i, edge in enumerate(PROB_EDGES):
+        if prob >= edge:
+            return i + 1
+    return 5
+
+
+def chip_label(text: str) -> str:
+    """A piece for a chip: whitespace visible, controls escaped, never empty."""
+    return visible(text) if text else "∅"
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    """One token drawn as a chip."""
+
+    label: str  # already visible and safe
+    kind: str  # a style key: "prob-1".."prob-5", "special", "plain", "alt"
+    breaks: bool = False  # a newline token: the line ends after it
+
+    @property
+    def width(self) -> int:
+        from rich.cells import cell_len
+
+        return cell_len(self.label)
+
+
+class ChipView(ScrollView, can_focus=True):
+    """A wrapped, scrollable row of chips with a cursor."""
+
+    BINDINGS = [
+        Binding("left", "move(-1)", "Prev token", show=False),
+        Binding("right", "move(1)", "Next token", show=False),
+        Binding("up", "move_line(-1)", show=False),
+        Binding("down", "move_line(1)", show=False),
+        Binding("home", "jump(0)", show=False),
+        Binding("end", "jump(-1)", show=False),
+    ]
+
+    cursor: reactive[int | None] = reactive(None, always_update=True)
+
+    class CursorMoved(Message):
+        """The cursor moved to a chip (by key or mouse)."""
+
+        def __init__(self, view: ChipView, index: int) -> None:
+            super().__init__()
+            self.view = view
+            self.index = index
+
+        @property
+        def control(self) -> ChipView:
+            return self.view
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.chips: list[Chip] = []
+        self._rows: list[list[int]] = [[]]  # chip indices on each line
+        self._fill = 0  # cells used on the last line
+        self._line_of: list[int] = []  # chip index -> line number
+        self._layout_width = 0
+        self._styles: dict[str, Style] = {}
+        self.follow = True  # keep the newest chip in view while chips arrive
+
+    # -- data -------------------------------------------------------------------------------------------
+
+    def set_chips(self, chips: list[Chip]) -> None:
+        self.chips = list(chips)
+        self._relayout()
+        self.refresh()
+
+    def append_chips(self, chips: list[Chip]) -> None:
+        if not chips:
+            return
+        first_line = len(self._rows) - 1
+        for chip in chips:
+            self.chips.append(chip)
+            self._place(len(self.chips) - 1)
+        self._update_virtual_size()
+        self.refresh_lines(first_line - int(self.scroll_offset.y), len(self._rows) - first_line)
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def replace_chip(self, index: int, chip: Chip) -> None:
+        """Change one chip in place (same width assumed unless relaid)."""
+        self.chips[index] = chip
+        self._relayout()
+        self.refresh()
+
+    # -- layout -----------------------------------------------------------------------------------------
+
+    def _wrap_width(self) -> int:
+        return max(8, self.scrollable_content_region.width or self.size.width or 40)
+
+    def _relayout(self) -> None:
+        self._layout_width = self._wrap_width()
+        self._rows = [[]]
+        self._fill = 0
+        self._line_of = []
+        for i in range(len(self.chips)):
+            self._place(i)
+        self._update_virtual_size()
+
+    def _place(self, i: int) -> None:
+        chip = self.chips[i]
+        width = min(chip.width, self._layout_width - 1) + 1  # one cell of gap after each chip
+        if self._fill and self._fill + width > self._layout_width:
+            self._rows.append([])
+            self._fill = 0
+        self._rows[-1].append(i)
+        self._line_of.append(len(self._rows) - 1)
+        self._fill += width
+        if chip.breaks:
+            self._rows.append([])
+            self._fill = 0
+
+    def _update_virtual_size(self) -> None:
+        lines = len(self._rows) - (0 if self._rows[-1] else 1)
+        self.virtual_size = Size(self._layout_width, max(1, lines))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._wrap_width() != self._layout_width:
+            self._relayout()
+            if self.cursor is not None:
+                self._scroll_to_cursor()
+            elif self.follow:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    # -- drawing ----------------------------------------------------------------------------------------
+
+    def chip_style(self, kind: str) -> Style:
+        style = self._styles.get(kind)
+        if style is None:
+            variables = self.app.get_css_variables()
+            background = Color.parse(variables.get(kind, variables.get("panel", "#333333")))
+            style = Style(bgcolor=background.rich_color, color=background.get_contrast_text(1.0).rich_color)
+            self._styles[kind] = style
+        return style
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._forget_styles())
+
+    def _forget_styles(self) -> None:
+        self._styles.clear()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        line_no = int(self.scroll_offset.y) + y
+        width = self.scrollable_content_region.width
+        if line_no >= len(self._rows):
+            return Strip.blank(width)
+        cursor_style = Style(reverse=True, bold=True)
+        segments: list[Segment] = []
+        for i in self._rows[line_no]:
+            chip = self.chips[i]
+            label = chip.label
+            if chip.width > self._layout_width - 1:
+                label = label[: max(1, self._layout_width - 2)] + "…"
+            style = self.chip_style(chip.kind)
+            if i == self.cursor:
+                style = style + cursor_style
+            segments.append(Segment(label, style))
+            segments.append(Segment(" "))
+        return Strip(segments).crop_extend(0, width, None)
+
+    # -- cursor -----------------------------------------------------------------------------------------
+
+    def watch_cursor(self, cursor: int | None) -> None:
+        self.refresh()
+        if cursor is not None:
+            self._scroll_to_cursor()
+            self.post_message(self.CursorMoved(self, cursor))
+
+    def _scroll_to_cursor(self) -> None:
+        if self.cursor is None or self.cursor >= len(self._line_of):
+            return
+        line = self._line_of[self.cursor]
+        top = int(self.scroll_offset.y)
+        height = self.scrollable_content_region.height
+        if line < top:
+            self.scroll_to(y=line, animate=False, immediate=True)
+        elif line >= top + height:
+            self.scroll_to(y=line - height + 1, animate=False, immediate=True)
+
+    def action_move(self, delta: int) -> None:
+        if not self.chips:
+            return
+        current = self.cursor if self.cursor is not None else len(self.chips) - 1 if delta < 0 else -1
+        self.follow = False
+        self.cursor = max(0, min(len(self.chips) - 1, current + delta))
+
+    def action_move_line(self, delta: int) -> None:
+        if not self.chips:
+            return
+        if self.cursor is None:
+            self.action_move(delta)
+            return
+        line = max(0, min(len(self._rows) - 1, self._line_of[self.cursor] + delta))
+        column = self._rows[self._line_of[self.cursor]].index(self.cursor)
+        target = self._rows[line] or self._rows[max(0, line - 1)]
+        if target:
+            self.follow = False
+            self.cursor = target[min(column, len(target) - 1)]
+
+    def action_jump(self, where: int) -> None:
+        if self.chips:
+            self.follow = where == -1
+            self.cursor = len(self.chips) - 1 if where == -1 else 0
+
+    def chip_at(self, x: int, y: int) -> int | None:
+        """The chip under a point of the widget (for the mouse)."""
+        line_no = int(self.scroll_offset.y) + y
+        if not 0 <= line_no < len(self._rows):
+            return None
+        column = 0
+        for i in self._rows[line_no]:
+            width = min(self.chips[i].width, self._layout_width - 1)
+            if column <= x < column + width + 1:
+                return i
+            column += width + 1
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        index = self.chip_at(event.x, event.y)
+        if index is not None:
+            self.follow = False
+            self.cursor = index

@@ -1,0 +1,235 @@
+"""The tokenizer inspector: how the model's tokenizer cuts any text, aligned to the source.
+
+Type text (or ``ids: 14350 385``, or ``compare: MODEL``) into its input; by default it shows the prompt
+exactly as the model receives it after the chat template. Tokenizing runs on a worker thread and the
+chips are drawn with the line API, so 1 MB of text never freezes the UI.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Input, Static, TextArea
+
+from llmtui.engine.errors import LlmtuiError
+from llmtui.engine.text import escape_controls
+from llmtui.engine.tokens import Tokenization, TokenizerView
+from llmtui.tui.widgets.chips import Chip, ChipView, chip_label
+
+
+def inspector_chips(tokenization: Tokenization, *, raw: bool = False) -> list[Chip]:
+    """Chips for a tokenization: alternating shades show boundaries; special tokens and tokens holding
+    part of a character stand out."""
+    chips = []
+    view = tokenization.view
+    ids, groups = tokenization.ids, tokenization.groups
+    for i, token_id in enumerate(ids):
+        shown = chip_label(view.pieces[token_id]) if raw else view.display(token_id)
+        partial = groups[i] != i or (i + 1 < len(ids) and groups[i + 1] == i)
+        if token_id in view.special_ids:
+            kind = "special"
+        elif partial:
+            kind = "partial"
+        else:
+            kind = "tok-a" if i % 2 == 0 else "tok-b"
+        chips.append(Chip(shown, kind, breaks="↵" in shown and not raw))
+    return chips
+
+
+class InspectorChips(ChipView):
+    BINDINGS = [Binding("r", "toggle_raw", "Raw pieces")]
+
+    raw: reactive[bool] = reactive(False)
+
+    def action_toggle_raw(self) -> None:
+        self.raw = not self.raw
+
+
+class Inspector(Vertical):
+    """The pane. The app gives it a TokenizerView once the model's tokenizer is loaded."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view: TokenizerView | None = None
+        self.compare_view: TokenizerView | None = None
+        self.tokenization: Tokenization | None = None
+        self.compared: Tokenization | None = None
+        self.source_title = "prompt"
+        self._line_starts: list[int] = [0]
+        self._syncing = False
+
+    def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder="text to tokenize · ids: 1 2 3 · compare: MODEL · empty: the prompt",
+            id="inspect-input",
+        )
+        yield Static("The inspector shows the prompt once the tokenizer is loaded.", id="inspect-summary")
+        yield InspectorChips(id="inspect-chips")
+        yield Static("", id="inspect-detail")
+        yield TextArea("", id="inspect-source", read_only=True, soft_wrap=True, show_line_numbers=False)
+
+    @property
+    def chips(self) -> InspectorChips:
+        return self.query_one(InspectorChips)
+
+    # -- what to show -----------------------------------------------------------------------------------
+
+    def show_text(self, text: str, *, title: str, add_special_tokens: bool = True) -> None:
+        """Tokenize text off the UI thread and show it."""
+        if self.view is None:
+            return
+        self.source_title = title
+        self._tokenize(self.view, text, add_special_tokens)
+
+    @work(thread=True, exclusive=True, group="inspect")
+    def _tokenize(self, view: TokenizerView, text: str, add_special_tokens: bool) -> None:
+        tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
+        chips = inspector_chips(tokenization, raw=self.chips.raw)
+        compared = None
+        if self.compare_view is not None:
+            compared = self.compare_view.tokenize(text, add_special_tokens=add_special_tokens)
+        self.app.call_from_thread(self._show, tokenization, chips, compared)
+
+    @work(thread=True, exclusive=True, group="inspect")
+    def _decode_ids(self, view: TokenizerView, ids: list[int]) -> None:
+        try:
+            tokenization = view.from_ids(ids)
+        except LlmtuiError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
+            return
+        self.app.call_from_thread(self._show, tokenization, inspector_chips(tokenization), None)
+
+    def _show(self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None) -> None:
+        self.tokenization = tokenization
+        self.compared = compared
+        text = tokenization.text
+        starts = [0]
+        pos = text.find("\n")
+        while pos != -1:
+            starts.append(pos + 1)
+            pos = text.find("\n", pos + 1)
+        self._line_starts = starts
+        self.chips.follow = False
+        self.chips.cursor = None
+        self.chips.set_chips(chips)
+        self.chips.scroll_home(animate=False)
+        self.query_one("#inspect-source", TextArea).load_text(text)
+        self._summary()
+        self.query_one("#inspect-detail", Static).update("")
+
+    def _summary(self) -> None:
+        t = self.tokenization
+        if t is None:
+            return
+        summary = Text()
+        summary.append(f"{escape_controls(self.source_title)}", style="bold")
+        summary.append(f" · {t.view.family} · {t.count} tokens · {t.chars} chars · {t.bytes} bytes")
+        summary.append(f" · {t.chars_per_token:.2f} chars/token")
+        if self.compared is not None:
+            c = self.compared
+            summary.append(
+                f"\nvs {escape_controls(c.view.name)}: {c.count} tokens ({c.chars_per_token:.2f} chars/token)"
+            )
+        self.query_one("#inspect-summary", Static).update(summary)
+
+    # -- input ------------------------------------------------------------------------------------------
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        message.stop()
+        value = message.value
+        if self.view is None:
+            self.app.notify("The tokenizer is still loading.", severity="warning")
+            return
+        if value.startswith("ids:"):
+            try:
+                ids = [int(x) for x in value[4:].replace(",", " ").split()]
+            except ValueError:
+                self.app.notify("ids: takes whole numbers separated by spaces.", severity="error")
+                return
+            self.source_title = "ids"
+            self._decode_ids(self.view, ids)
+        elif value.startswith("compare:"):
+            spec = value[8:].strip()
+            self._load_compare(spec)
+        elif value:
+            self.show_text(value, title="text")
+        else:
+            self.app.action_inspect_prompt()  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, group="inspect-compare")
+    def _load_compare(self, spec: str) -> None:
+        from llmtui.engine import models
+
+        if not spec:
+            self.compare_view = None
+        else:
+            try:
+                self.compare_view = TokenizerView(models.load_tokenizer(spec), spec)
+            except LlmtuiError as exc:
+                self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
+                return
+        if self.tokenization is not None:
+            self.show_text(self.tokenization.text, title=self.source_title)
+
+    # -- selection, both ways ---------------------------------------------------------------------------
+
+    def _location(self, offset: int) -> tuple[int, int]:
+        row = bisect_right(self._line_starts, offset) - 1
+        return row, offset - self._line_starts[row]
+
+    def on_chip_view_cursor_moved(self, message: ChipView.CursorMoved) -> None:
+        message.stop()
+        t = self.tokenization
+        if t is None or message.index >= len(t):
+            return
+        token = t[message.index]
+        detail = Text()
+        detail.append(f"#{token.index}  id {token.token_id}  ", style="bold")
+        detail.append(escape_controls(token.piece), style="reverse")
+        detail.append(f"  bytes {token.hex or '—'}  chars {token.start}–{token.end}")
+        if token.special:
+            detail.append("  special", style="bold magenta")
+        if token.group != token.index or (
+            token.index + 1 < len(t) and t.groups[token.index + 1] == token.index
+        ):
+            detail.append(f"  part of a character (group from #{token.group})", style="yellow")
+        self.query_one("#inspect-detail", Static).update(detail)
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            source = self.query_one("#inspect-source", TextArea)
+            source.selection = source.selection.__class__(
+                self._location(token.start), self._location(token.end)
+            )
+            source.scroll_cursor_visible()
+        finally:
+            self._syncing = False
+
+    def on_text_area_selection_changed(self, message: TextArea.SelectionChanged) -> None:
+        message.stop()
+        if self._syncing or self.tokenization is None:
+            return
+        row, column = message.selection.end
+        if row >= len(self._line_starts):
+            return
+        index = self.tokenization.token_at(self._line_starts[row] + column)
+        if index is not None and index != self.chips.cursor:
+            self._syncing = True
+            try:
+                self.chips.cursor = index
+            finally:
+                self._syncing = False
+
+    def on_mount(self) -> None:
+        self.watch(self.chips, "raw", self._raw_changed, init=False)
+
+    def _raw_changed(self, raw: bool) -> None:
+        if self.tokenization is not None:
+            self.chips.set_chips(inspector_chips(self.tokenization, raw=raw))

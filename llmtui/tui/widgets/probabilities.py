@@ -1,0 +1,102 @@
+"""The next-token probability sidebar: the top-k candidates of one step, and the reply at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import OptionList, Sparkline, Static
+from textual.widgets.option_list import Option
+
+from llmtui.engine.events import TokenEvent
+from llmtui.engine.text import visible
+
+BAR_WIDTH = 12
+
+
+def bar(prob: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, prob)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
+
+
+class CandidateList(OptionList):
+    """The candidates; Enter on one branches the reply there."""
+
+
+class ProbabilitySidebar(Vertical):
+    """Shows one step: the chosen token, its raw and sampled probability, entropy and the top-k."""
+
+    class Branch(Message):
+        """The user picked another candidate at a step: cut the reply there and continue from it."""
+
+        def __init__(self, step: int, token_id: int) -> None:
+            super().__init__()
+            self.step = step
+            self.token_id = token_id
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.event: TokenEvent | None = None
+        self.display_piece: Callable[[int], str] | None = None
+        self.sparkline_of = "prob"
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            "No step selected. Generate a reply, then move the cursor over its tokens.", id="step-info"
+        )
+        yield CandidateList(id="candidates")
+        yield Static("", id="spark-label")
+        yield Sparkline([], id="sparkline")
+
+    def _piece(self, token_id: int, fallback: str) -> str:
+        return self.display_piece(token_id) if self.display_piece else visible(fallback)
+
+    def show_step(self, event: TokenEvent) -> None:
+        """Show one step (called for the newest step while generating, or the step under the cursor)."""
+        if event is self.event:
+            return
+        self.event = event
+        info = Text()
+        info.append(f"step {event.index}  ", style="bold")
+        info.append(self._piece(event.token_id, event.text), style="reverse")
+        info.append(f"  id {event.token_id}\n")
+        info.append(f"raw p {event.prob:.3f} · sampled p {event.sampled_prob:.3f}\n")
+        info.append(f"rank {event.rank} · entropy {event.entropy:.2f} nats")
+        self.query_one("#step-info", Static).update(info)
+        options = []
+        for c in event.candidates:
+            chosen = c.token_id == event.token_id
+            prompt = Text()
+            prompt.append("▶ " if chosen else "  ", style="bold")
+            prompt.append(bar(c.prob), style="bold" if chosen else "")
+            prompt.append(f" {c.prob * 100:5.1f}% ")
+            prompt.append(self._piece(c.token_id, c.piece), style="bold" if chosen else "")
+            options.append(Option(prompt, id=str(c.token_id)))
+        candidates = self.query_one(CandidateList)
+        highlighted = candidates.highlighted
+        candidates.set_options(options)
+        if highlighted is not None and candidates.has_focus:
+            candidates.highlighted = min(highlighted, len(options) - 1)
+
+    def show_reply(self, events: Sequence[TokenEvent]) -> None:
+        """The sparkline over the whole reply: chosen-token probability, or entropy."""
+        data = [e.entropy for e in events] if self.sparkline_of == "entropy" else [e.prob for e in events]
+        self.query_one(Sparkline).data = data
+        what = "entropy" if self.sparkline_of == "entropy" else "chosen-token probability"
+        self.query_one("#spark-label", Static).update(f"{what} over {len(events)} tokens")
+
+    def clear(self) -> None:
+        self.event = None
+        self.query_one("#step-info", Static).update("No step selected.")
+        self.query_one(CandidateList).clear_options()
+        self.query_one(Sparkline).data = []
+
+    def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
+        message.stop()
+        if self.event is not None and message.option.id is not None:
+            self.post_message(self.Branch(self.event.index, int(message.option.id)))
