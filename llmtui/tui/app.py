@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -53,6 +54,9 @@ from llmtui.tui.widgets.status import StatusBar
 from llmtui.tui.widgets.token_stream import TokenChips, TokenStream
 
 FRAME_SECONDS = 1 / 30
+# Markdown re-lays-out the conversation on every append, which costs a full-screen reflow; the reply's
+# text reaches it a few times a second, while the token stream and the sidebar follow every frame.
+MARKDOWN_SECONDS = 0.25
 NARROW_WIDTH = 120
 PANES = ("tokens", "probabilities", "inspector")
 SLASH_HELP = """Slash commands:
@@ -143,6 +147,8 @@ class LlmtuiApp(App[int]):
         self.pending: list[str] = []  # messages sent before the model was ready
         self._queue: deque[TokenEvent] = deque()
         self._frames = 0
+        self._unshown = ""  # reply text not yet handed to the Markdown widget
+        self._shown_at = 0.0
         self._theme_problems: list[str] = []
         themes, self._theme_problems = load_themes()
         for theme in themes:
@@ -238,6 +244,13 @@ class LlmtuiApp(App[int]):
                 trust_remote_code=self.trust_remote_code,
                 progress=progress,
             )
+            if loaded.device.type == "cpu":
+                # The decode loop and the UI share the GIL and the cores; an OpenMP team on every core
+                # stalls whenever the UI thread runs. Small models are memory-bound: one core less costs
+                # them nothing, and the UI keeps a core of its own.
+                import torch
+
+                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
             engine = Engine(loaded)
             view = TokenizerView(loaded.tokenizer, loaded.info.name)
             view.pieces  # noqa: B018 - build the piece table here, not on the UI thread
@@ -384,9 +397,8 @@ class LlmtuiApp(App[int]):
         version.events.extend(events)
         fragment = "".join(e.text for e in events)
         version.content += fragment
-        view = self.query_one(ConversationView).message(index)
-        if view is not None:
-            view.append_text(fragment)
+        self._unshown += fragment
+        self._flush_text()
         chips = self.query_one(TokenChips)
         if self.stream_turn == index:
             chips.append(events)
@@ -414,9 +426,20 @@ class LlmtuiApp(App[int]):
             else self.status.context_used,
         )
 
+    def _flush_text(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.live_turn is None or not self._unshown or (not force and now - self._shown_at < MARKDOWN_SECONDS):
+            return
+        view = self.query_one(ConversationView).message(self.live_turn)
+        if view is not None:
+            view.append_text(self._unshown)
+        self._unshown = ""
+        self._shown_at = now
+
     def _reply_finished(self, generation: Any, error: str | None) -> None:
         index = self.live_turn
         self._drain()
+        self._unshown = ""  # refresh_turn below renders the whole reply
         self.generation = None
         self.live_turn = None
         if index is None:

@@ -67,7 +67,7 @@ class ProbabilitySidebar(Vertical):
         info.append(f"  id {event.token_id}\n")
         info.append(f"raw p {event.prob:.3f} · sampled p {event.sampled_prob:.3f}\n")
         info.append(f"rank {event.rank} · entropy {event.entropy:.2f} nats")
-        self.query_one("#step-info", Static).update(info)
+        self.query_one("#step-info", Static).update(info, layout=False)
         options = []
         for c in event.candidates:
             chosen = c.token_id == event.token_id
@@ -88,7 +88,7 @@ class ProbabilitySidebar(Vertical):
         data = [e.entropy for e in events] if self.sparkline_of == "entropy" else [e.prob for e in events]
         self.query_one(Sparkline).data = data
         what = "entropy" if self.sparkline_of == "entropy" else "chosen-token probability"
-        self.query_one("#spark-label", Static).update(f"{what} over {len(events)} tokens")
+        self.query_one("#spark-label", Static).update(f"{what} over {len(events)} tokens", layout=False)
 
     def clear(self) -> None:
         self.event = None

@@ -63,4 +63,4 @@ class StatusBar(Static):
         text.append(f" {self.state} ", style=STATE_STYLES.get(self.state, "") + " reverse")
         if self.detail:
             text.append(f" {self.detail}", style="dim")
-        self.update(text)
+        self.update(text, layout=False)  # one fixed line: no need to lay the screen out again
