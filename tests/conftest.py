@@ -25,6 +25,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_long_model_dir(tmp_path_factory) -> Path:
+    """The same tiny model with room for thousands of tokens: replies that last long enough to interrupt."""
+    return builders.tiny_llama(tmp_path_factory.mktemp("tiny-long") / "tiny-llama-long", context=4096)
+
+
+@pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir):
     from llmtui.engine import models
 

@@ -174,9 +174,14 @@ class Engine:
 
     def _apply_template(self, messages: Sequence[Message]) -> tuple[str, bool]:
         if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
+            if not messages:
+                return "", True  # nothing to say yet: the template refuses an empty conversation
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    list(messages), tokenize=False, add_generation_prompt=True
+                )
+            except Exception as exc:  # jinja raises its own errors (e.g. "roles must alternate")
+                raise GenerationError(f"the model's chat template rejected this conversation: {exc}") from None
             return text, True
         lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
         return "\n\n".join([*lines, "Assistant:"]), False

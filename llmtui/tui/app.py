@@ -678,6 +678,8 @@ class LlmtuiApp(App[int]):
         except LlmtuiError:
             return
         inspector.show_text(prompt.text, title="prompt", add_special_tokens=not prompt.templated)
+        if self.generation is None:
+            self.status.set(context_used=len(prompt.ids))
 
     # -- the composer -----------------------------------------------------------------------------------
 

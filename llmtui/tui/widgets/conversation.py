@@ -66,7 +66,7 @@ class MessageView(Vertical, can_focus=True):
             text.append(f"  ‹ version {turn.current + 1}/{len(turn.versions)} ›")
         version = turn.version
         if version.model and turn.role == "assistant":
-            text.append(f"  {escape_controls(version.model)}", style="dim")
+            text.append(f"  · {escape_controls(version.model)}", style="dim")
         if version.branched_from:
             text.append(f"  branched at step {version.branched_from[1]}", style="dim italic")
         return text

@@ -216,7 +216,8 @@ class Inspector(Vertical):
         message.stop()
         if self._syncing or self.tokenization is None:
             return
-        row, column = message.selection.end
+        # The start: a token's own span selected from the chips maps back to that token, not the next.
+        row, column = message.selection.start
         if row >= len(self._line_starts):
             return
         index = self.tokenization.token_at(self._line_starts[row] + column)

@@ -78,10 +78,10 @@ class ProbabilitySidebar(Vertical):
             prompt.append(self._piece(c.token_id, c.piece), style="bold" if chosen else "")
             options.append(Option(prompt, id=str(c.token_id)))
         candidates = self.query_one(CandidateList)
-        highlighted = candidates.highlighted
         candidates.set_options(options)
-        if highlighted is not None and candidates.has_focus:
-            candidates.highlighted = min(highlighted, len(options) - 1)
+        # Start on the chosen token, so one key down is the nearest alternative.
+        chosen = [i for i, c in enumerate(event.candidates) if c.token_id == event.token_id]
+        candidates.highlighted = chosen[0] if chosen else 0
 
     def show_reply(self, events: Sequence[TokenEvent]) -> None:
         """The sparkline over the whole reply: chosen-token probability, or entropy."""

@@ -1,0 +1,274 @@
+"""The workstation driven with real keystrokes (Textual's Pilot) against a tiny real model."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtui.engine.conversation import Conversation, Turn, Version
+from llmtui.tui.screens.edit import EditScreen
+from llmtui.tui.widgets.conversation import Composer, MessageView
+from llmtui.tui.widgets.inspector import Inspector
+from llmtui.tui.widgets.probabilities import ProbabilitySidebar
+from llmtui.tui.widgets.token_stream import TokenChips
+from tests.tui.conftest import wait_for, wait_idle, wait_ready
+
+
+async def send(pilot, text: str) -> None:
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+async def test_send_a_message_and_watch_tokens_arrive(make_app):
+    app = make_app(max_new_tokens=30)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        assert app.status.state == "ready"
+        await send(pilot, "Hello world")
+        await wait_for(pilot, lambda: len(app.query_one(TokenChips).chips) > 0)
+        await wait_idle(pilot)
+        reply = app.conversation.turns[-1]
+        assert [t.role for t in app.conversation.turns] == ["user", "assistant"]
+        assert app.conversation.turns[0].content == "Hello world"
+        assert len(reply.version.events) == reply.version.stats.new_tokens
+        chips = app.query_one(TokenChips)
+        assert len(chips.chips) == len(reply.version.events)
+        assert app.query_one(ProbabilitySidebar).event is reply.version.events[-1]
+        assert app.status.state in ("ready", "stopped") and app.status.tokens_per_second > 0
+        # Autosaved after the turn.
+        saved = app.store.load(app.conversation.id)
+        assert saved.turns[-1].content == reply.content
+
+
+async def test_typing_newlines_and_token_count(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("a", "ctrl+j", "b")
+        composer = app.query_one(Composer)
+        assert composer.text == "a\nb"
+        assert "tokens" in composer.border_subtitle
+        assert app.conversation.turns == []
+
+
+async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
+    app = make_app(str(tiny_long_model_dir), max_new_tokens=4000)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hello")
+        assert app.generation is not None  # still writing
+        await pilot.press("escape")
+        await wait_idle(pilot)
+        version = app.conversation.turns[-1].version
+        assert version.stats.stop_reason == "stopped"
+        assert version.partial and 0 < len(version.events) < 4000
+        assert version.content == "".join(e.text for e in version.events)
+        assert app.status.state == "stopped"
+        view = app.query_one("MessageView.assistant", MessageView)
+        assert "stopped" in str(view.query_one(".footer").render())
+
+
+async def test_regenerate_keeps_every_version(make_app):
+    app = make_app(max_new_tokens=8, sampling__temperature=1.5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hello")
+        await wait_idle(pilot)
+        first = app.conversation.turns[-1].content
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(app.conversation.turns[-1].versions) == 2)
+        await wait_idle(pilot)
+        turn = app.conversation.turns[-1]
+        assert turn.current == 1 and turn.versions[0].content == first
+        # The version switcher: focus the reply and go back to version 1.
+        view = [v for v in app.query(MessageView) if v.index == 1][0]
+        view.focus()
+        await pilot.press("left")
+        await pilot.pause(0.2)
+        assert app.conversation.turns[-1].current == 0
+        assert app.conversation.turns[-1].content == first
+
+
+async def test_branch_from_an_alternative_token(make_app):
+    app = make_app(max_new_tokens=10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hello")
+        await wait_idle(pilot)
+        original = list(app.conversation.turns[-1].version.events)
+        await pilot.press("f3")  # the token stream
+        await pilot.press("home", "right", "right")  # step 2
+        sidebar = app.query_one(ProbabilitySidebar)
+        assert sidebar.event is original[2]
+        await pilot.press("f4")  # the candidates
+        await pilot.press("down", "enter")  # the second most likely token
+        await wait_for(pilot, lambda: len(app.conversation.turns[-1].versions) == 2)
+        await wait_idle(pilot)
+        turn = app.conversation.turns[-1]
+        branch = turn.version
+        assert branch.branched_from == (0, 2)
+        assert [e.token_id for e in branch.events[:2]] == [e.token_id for e in original[:2]]
+        assert branch.events[2].token_id == original[2].candidates[1].token_id
+        assert branch.events[2].index == 2
+        assert turn.versions[0].events == original  # the old reply is still there
+
+
+async def test_edit_an_earlier_message_and_continue(make_app):
+    app = make_app(max_new_tokens=6)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hello")
+        await wait_idle(pilot)
+        await send(pilot, "More")
+        await wait_idle(pilot)
+        assert len(app.conversation.turns) == 4
+        first_user = [v for v in app.query(MessageView) if v.index == 0][0]
+        first_user.focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditScreen))
+        await pilot.press("end", *" again")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: len(app.conversation.turns) == 2 and app.conversation.turns[-1].role == "assistant")
+        await wait_idle(pilot)
+        user = app.conversation.turns[0]
+        assert user.content == "Hello again" and len(user.versions) == 2
+        # The old path (with its second exchange) is kept inside the first version.
+        assert [t.content for t in user.versions[0].rest][1] == "More"
+        app.conversation.switch(0, 0)
+        assert len(app.conversation.turns) == 4
+
+
+async def test_continue_a_reply_that_hit_the_token_limit(make_app):
+    app = make_app(max_new_tokens=5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hello")
+        await wait_idle(pilot)
+        version = app.conversation.turns[-1].version
+        if version.stats.stop_reason != "max_tokens":
+            pytest.skip("the tiny model ended early")
+        await pilot.press("ctrl+o")
+        await wait_idle(pilot)
+        version = app.conversation.turns[-1].version
+        assert len(version.events) > 5
+        assert [e.index for e in version.events] == list(range(len(version.events)))
+        assert version.stats.new_tokens == len(version.events)
+
+
+async def test_slash_commands(make_app):
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "/set temperature 0.7")
+        assert app.params.temperature == 0.7
+        await send(pilot, "/set top_p 7")
+        assert app.params.top_p == 1.0  # refused, unchanged
+        await send(pilot, "/set system You are terse.")
+        assert app.conversation.system == "You are terse."
+        await send(pilot, "/show")
+        await pilot.pause(0.1)
+        notes = [str(n.render()) for n in app.query(".note")]
+        assert any("temperature 0.7" in n for n in notes)
+        await send(pilot, "/clear")
+        await pilot.pause(0.1)
+        assert app.conversation.turns == []
+        await send(pilot, "/bye")
+        await pilot.pause(0.1)
+    assert app.return_code == 0
+
+
+async def test_messages_sent_while_loading_go_out_when_ready(make_app):
+    app = make_app(max_new_tokens=4)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await send(pilot, "early bird")  # the model is most likely still loading
+        await wait_for(pilot, lambda: app.conversation.replies() and app.generation is None
+                       and app.conversation.turns[-1].version.stats is not None)
+        assert app.conversation.turns[0].content == "early bird"
+        assert len([t for t in app.conversation.turns if t.role == "user"]) == 1
+
+
+async def test_a_model_that_fails_to_load_leaves_the_app_running(make_app, tmp_path):
+    app = make_app(str(tmp_path / "nothing-here"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        assert app.status.state == "error"
+        assert "does not exist" in app.status.detail
+        notes = [str(n.render()) for n in app.query(".note")]
+        assert any("failed to load" in n for n in notes)
+        await pilot.press(*"still typing")
+        assert app.query_one(Composer).text == "still typing"
+
+
+async def test_model_output_is_data_not_markup(make_app):
+    hostile = "Look: [bold]x[/bold] and \x1b]0;pwned\x07 and [link=http://x]y[/link]"
+    conversation = Conversation(title="hostile")
+    conversation.add_user("show me")
+    conversation.turns.append(Turn("assistant", [Version(hostile)]))
+    app = make_app(conversation=conversation)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.5)
+        screen = app.export_screenshot()
+        assert "[bold]x[/bold]" in screen.replace("&#160;", " ")
+        assert "\x1b" not in screen and "\x07" not in screen
+        assert "\\x1b]0;pwned\\x07" in screen.replace("&#160;", " ")
+
+
+async def test_resize_to_80x24_turns_side_panes_into_tabs(make_app):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        assert not app.screen.has_class("-narrow")
+        assert app.query_one("#inspector").region.height > 0 and app.query_one("#tokens").region.height > 0
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert app.screen.has_class("-narrow")
+        assert app.query_one("#tokens").region.height > 0
+        assert app.query_one("#inspector").region.height == 0
+        await pilot.press("f5")
+        await pilot.pause(0.1)
+        assert app.query_one("#inspector").region.height > 0
+        assert app.query_one("#tokens").region.height == 0
+
+
+async def test_inspector_shows_the_prompt_and_typed_text(make_app):
+    app = make_app(system_prompt="Be brief.")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        inspector = app.query_one(Inspector)
+        await wait_for(pilot, lambda: inspector.tokenization is not None)
+        assert inspector.source_title == "prompt"
+        assert inspector.tokenization.text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\n"
+        assert any(t.special for t in inspector.tokenization)
+        await pilot.press("f5")
+        await pilot.press(*"Hello 龍")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: inspector.tokenization.text == "Hello 龍")
+        ids = inspector.tokenization.ids
+        assert ids == app.engine.tokenizer("Hello 龍")["input_ids"]
+        inspector.chips.focus()
+        await pilot.press("end")
+        last = inspector.tokenization[-1]
+        source = app.query_one("#inspect-source")
+        assert source.selected_text == "Hello 龍"[last.start : last.end]
+
+
+async def test_pane_toggles_persist(make_app, private_dirs):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.press("f8")
+        await pilot.pause(0.1)
+        assert app.query_one("#inspector").region.height == 0
+    from llmtui.store.settings import load_settings
+
+    settings, problems = load_settings()
+    assert settings.layout.inspector is False and not problems
+
+
+def test_app_module_does_not_import_torch():
+    """First paint must not wait for torch: the app imports it only on the loading thread."""
+    import subprocess
+    import sys
+
+    code = "import sys, llmtui.tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
