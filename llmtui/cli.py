@@ -248,6 +248,143 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+# -- history -------------------------------------------------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from llmtui.store import conversations as store_mod
+
+    store = store_mod.ConversationStore()
+    action = args.action
+    if action == "list":
+        summaries, problems = store.list(args.search or "", limit=args.limit)
+        for problem in problems:
+            print(f"llmtui: warning: {problem}", file=sys.stderr)
+        if args.json:
+            print(json.dumps([s.to_dict() for s in summaries], ensure_ascii=False, indent=1))
+            return 0
+        import time as _time
+
+        rows = [("ID", "UPDATED", "TURNS", "TITLE")]
+        rows += [
+            (
+                s.id,
+                _time.strftime("%Y-%m-%d %H:%M", _time.localtime(s.updated)),
+                str(s.turns),
+                escape_controls(s.title),
+            )
+            for s in summaries
+        ]
+        _table(rows)
+        return 0
+    if action == "import":
+        source = args.target or "-"
+        raw = _read_text(source, "file") if source == "-" else _read_file(source)
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            where = "stdin" if source == "-" else source
+            raise InvalidValue(f"{where} is not JSON (line {exc.lineno}: {exc.msg})") from None
+        conversation = store_mod.from_openai(data)
+        result = store.save(conversation)
+        print(result.id)
+        return 0
+    if not args.target:
+        raise InvalidValue(f"usage: llmtui history {action} ID")
+    if action == "rm":
+        store.delete(args.target)
+        print(f"moved {args.target} to the trash")
+        return 0
+    conversation = store.load(args.target)
+    if action == "show":
+        if args.json:
+            print(json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1))
+        else:
+            _out(store_mod.to_markdown(conversation))
+        return 0
+    if action == "export":
+        fmt = args.format
+        text = (
+            store_mod.to_markdown(conversation)
+            if fmt == "markdown"
+            else json.dumps(
+                store_mod.to_openai(conversation) if fmt == "openai" else conversation.to_dict(),
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+        if args.output:
+            from pathlib import Path
+
+            from llmtui.store.files import atomic_write
+
+            atomic_write(Path(args.output), text.encode("utf-8"))
+        else:
+            _out(text if text.endswith("\n") else text + "\n")
+        return 0
+    if action == "replay":
+        return _replay(args, conversation)
+    raise InvalidValue(f"unknown history action {action}")
+
+
+def _read_file(path: str) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidValue(f"cannot read {path}: {exc}") from None
+
+
+def _replay(args: argparse.Namespace, conversation: Any) -> int:
+    from llmtui.engine.replay import playback, rerun
+
+    if not args.rerun:
+        for turn in conversation.turns:
+            if turn.role == "user":
+                _out(f"\n> {turn.content}\n\n")
+            elif turn.version.events:
+                for event in playback(turn.version.events, args.speed):
+                    _out(event.text)
+                _out("\n")
+            else:
+                _out(turn.content + "\n")
+        return 0
+    from llmtui.engine import models
+    from llmtui.engine.generation import Engine
+
+    settings = _settings(args)
+    engine = Engine(models.load(args.model or conversation.model or settings.model))
+    params = engine.default_params(**{**settings.sampling.to_overrides(), "temperature": 0.0})
+    from llmtui.engine.tokens import TokenizerView
+
+    view = TokenizerView(engine.tokenizer, "model")
+    for divergence in rerun(engine, conversation, params):
+        print(divergence.describe(view.display))
+    return 0
+
+
+def _add_history_commands(sub: Any) -> None:
+    history = sub.add_parser("history", help="saved conversations: list, show, export, import, rm, replay")
+    history.add_argument("action", choices=("list", "show", "export", "import", "rm", "replay"))
+    history.add_argument("target", nargs="?", help="conversation id (import: a file, or - for stdin)")
+    history.add_argument("--search", help="list: only conversations whose title or messages contain this")
+    history.add_argument("--limit", type=int, help="list: at most this many")
+    history.add_argument("--json", action="store_true")
+    history.add_argument(
+        "--format", choices=("markdown", "openai", "json"), default="markdown", help="export format"
+    )
+    history.add_argument("-o", "--output", help="export: write to this file")
+    history.add_argument(
+        "--speed", type=float, default=1.0, help="replay: times the recorded speed (0: at once)"
+    )
+    history.add_argument(
+        "--rerun", action="store_true", help="replay: re-run with the current model, show departures"
+    )
+    history.add_argument("--model", help="replay --rerun: the model to use (default: the conversation's)")
+    history.set_defaults(func=cmd_history)
+
+
 # -- config --------------------------------------------------------------------------------------------------
 
 
@@ -341,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.set_defaults(func=cmd_tokenize)
 
     _add_config_commands(sub)
+    _add_history_commands(sub)
     # Bare `llmtui` is `llmtui chat`.
     parser.set_defaults(func=cmd_chat, model=None, device=None, dtype=None, trust_remote_code=False)
     return parser

@@ -181,7 +181,9 @@ class Engine:
                     list(messages), tokenize=False, add_generation_prompt=True
                 )
             except Exception as exc:  # jinja raises its own errors (e.g. "roles must alternate")
-                raise GenerationError(f"the model's chat template rejected this conversation: {exc}") from None
+                raise GenerationError(
+                    f"the model's chat template rejected this conversation: {exc}"
+                ) from None
             return text, True
         lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
         return "\n\n".join([*lines, "Assistant:"]), False

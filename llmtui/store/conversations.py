@@ -196,7 +196,9 @@ class ConversationStore:
                     )
                     db.execute(f"PRAGMA user_version={INDEX_SCHEMA}")
                     db.commit()
-                os.chmod(path, 0o600)
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.chmod(f"{path}{suffix}", 0o600)
                 self._db = db
                 return db
             except sqlite3.DatabaseError:

@@ -26,7 +26,15 @@ def data_dir() -> Path:
 
 def private_dir(path: Path) -> Path:
     """Create a directory (and parents) readable by its owner only; tighten it if it exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    # mkdir(parents=True) would give the parents the default mode; every level it creates is private.
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        directory.chmod(DIR_MODE)  # mkdir's mode is masked by the umask
     if path.stat().st_mode & 0o777 != DIR_MODE:
         path.chmod(DIR_MODE)
     return path

@@ -211,7 +211,9 @@ def load_settings(path: str | Path | None = None) -> tuple[Settings, list[Settin
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        # Python 3.11's TOMLDecodeError carries the position only in its message.
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
         return Settings(), [SettingsProblem(file, f"not valid TOML ({exc}); using defaults", line=line)]
     settings = Settings()
     problems: list[SettingsProblem] = []

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -428,7 +429,11 @@ class LlmtuiApp(App[int]):
 
     def _flush_text(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if self.live_turn is None or not self._unshown or (not force and now - self._shown_at < MARKDOWN_SECONDS):
+        if (
+            self.live_turn is None
+            or not self._unshown
+            or (not force and now - self._shown_at < MARKDOWN_SECONDS)
+        ):
             return
         view = self.query_one(ConversationView).message(self.live_turn)
         if view is not None:
@@ -910,6 +915,15 @@ class LlmtuiApp(App[int]):
         )
         yield SystemCommand("Vocabulary", "Search the tokenizer's vocabulary", self.action_vocabulary)
         yield SystemCommand(
+            "Replay reply", "Play the shown reply back at its recorded speed", self.action_replay
+        )
+        yield SystemCommand(
+            "Replay reply ×4", "Play the shown reply back four times faster", partial(self.action_replay, 4.0)
+        )
+        yield SystemCommand(
+            "Re-run and compare", "Re-generate each reply greedily; show where it departs", self.action_rerun
+        )
+        yield SystemCommand(
             "Toggle token ids", "Show ids on token chips", self.query_one(TokenChips).action_toggle_ids
         )
         yield SystemCommand(
@@ -919,6 +933,51 @@ class LlmtuiApp(App[int]):
             yield SystemCommand(
                 f"Show/hide {pane}", f"Toggle the {pane} pane", partial(self.action_toggle_pane, pane)
             )
+
+    # -- replay -----------------------------------------------------------------------------------------
+
+    def action_replay(self, speed: float = 1.0) -> None:
+        """Play the reply shown in the token stream back at its recorded pace, the sidebar following."""
+        index = self.stream_turn if self.stream_turn is not None else self._last_reply()
+        if index is None or not self.conversation.turns[index].version.events:
+            self.notify("No recorded reply to play back.", severity="warning")
+            return
+        if self.generation is not None:
+            self.notify("Stop the reply first (escape).", severity="warning")
+            return
+        events = self.conversation.turns[index].version.events
+        self._show_stream(index)
+        self.query_one(TokenChips).show([])
+        started = time.monotonic()
+
+        def frame() -> None:
+            shown = len(self.query_one(TokenChips).events)
+            due = bisect_right([e.elapsed for e in events], (time.monotonic() - started) * speed)
+            if due > shown:
+                self.query_one(TokenChips).append(events[shown:due])
+                self.query_one(ProbabilitySidebar).show_step(events[due - 1])
+            if due >= len(events):
+                timer.stop()
+                self.query_one(ProbabilitySidebar).show_reply(events)
+                self.status.set(state="ready", detail="")
+
+        self.status.set(state="generating", detail=f"replaying at {speed:g}x")
+        timer = self.set_interval(FRAME_SECONDS, frame)
+
+    @work(thread=True, exclusive=True, group="rerun", exit_on_error=False)
+    def action_rerun(self) -> None:
+        """Re-run every recorded reply with the current model and show where each one departs."""
+        from llmtui.engine.replay import rerun
+
+        if self.engine is None:
+            self.call_from_thread(self.notify, "The model is still loading.", severity="warning")
+            return
+        params = replace(self.params, temperature=0.0)
+        try:
+            for divergence in rerun(self.engine, self.conversation, params):
+                self.call_from_thread(self._note, divergence.describe(self.view.display))
+        except LlmtuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)
 
     def _inspect_prompt_command(self) -> None:
         self.query_one(Inspector).source_title = "prompt"

@@ -32,8 +32,13 @@ async def wait_idle(pilot) -> None:
 
 @pytest.fixture
 def make_app(tiny_model_dir, private_dirs):
-    def make(model: str | None = None, *, max_new_tokens: int = 12, conversation: Conversation | None = None,
-             **settings) -> LlmtuiApp:
+    def make(
+        model: str | None = None,
+        *,
+        max_new_tokens: int = 12,
+        conversation: Conversation | None = None,
+        **settings,
+    ) -> LlmtuiApp:
         base = Settings().with_value("sampling.max_new_tokens", max_new_tokens)
         for key, value in settings.items():
             base = base.with_value(key.replace("__", "."), value)
@@ -58,7 +63,9 @@ def recorded_conversation(tiny_engine) -> Conversation:
     generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=40))
     events = [replace(e, elapsed=0.05 * (e.index + 1)) for e in generation]
     stats = ReplyStats(len(prompt.ids), len(events), 0.05, 20.0, generation.stats.stop_reason)
-    conversation.turns.append(Turn("assistant", [Version("".join(e.text for e in events), events, stats, model="tiny")]))
+    conversation.turns.append(
+        Turn("assistant", [Version("".join(e.text for e in events), events, stats, model="tiny")])
+    )
     conversation.model = "tiny"
     return conversation
 
@@ -66,4 +73,3 @@ def recorded_conversation(tiny_engine) -> Conversation:
 def fixed_status(app: LlmtuiApp) -> None:
     """Status fields that differ between machines, pinned for snapshots."""
     app.status.set(where="user@gpu-server", tokens_per_second=0.0, detail="")
-

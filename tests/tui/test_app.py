@@ -127,7 +127,9 @@ async def test_edit_an_earlier_message_and_continue(make_app):
         await wait_for(pilot, lambda: isinstance(app.screen, EditScreen))
         await pilot.press("end", *" again")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: len(app.conversation.turns) == 2 and app.conversation.turns[-1].role == "assistant")
+        await wait_for(
+            pilot, lambda: len(app.conversation.turns) == 2 and app.conversation.turns[-1].role == "assistant"
+        )
         await wait_idle(pilot)
         user = app.conversation.turns[0]
         assert user.content == "Hello again" and len(user.versions) == 2
@@ -180,8 +182,14 @@ async def test_messages_sent_while_loading_go_out_when_ready(make_app):
     app = make_app(max_new_tokens=4)
     async with app.run_test(size=(160, 48)) as pilot:
         await send(pilot, "early bird")  # the model is most likely still loading
-        await wait_for(pilot, lambda: app.conversation.replies() and app.generation is None
-                       and app.conversation.turns[-1].version.stats is not None)
+        await wait_for(
+            pilot,
+            lambda: (
+                app.conversation.replies()
+                and app.generation is None
+                and app.conversation.turns[-1].version.stats is not None
+            ),
+        )
         assert app.conversation.turns[0].content == "early bird"
         assert len([t for t in app.conversation.turns if t.role == "user"]) == 1
 
@@ -236,7 +244,9 @@ async def test_inspector_shows_the_prompt_and_typed_text(make_app):
         inspector = app.query_one(Inspector)
         await wait_for(pilot, lambda: inspector.tokenization is not None)
         assert inspector.source_title == "prompt"
-        assert inspector.tokenization.text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\n"
+        assert (
+            inspector.tokenization.text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\n"
+        )
         assert any(t.special for t in inspector.tokenization)
         await pilot.press("f5")
         await pilot.press(*"Hello 龍")
@@ -271,4 +281,3 @@ def test_app_module_does_not_import_torch():
     code = "import sys, llmtui.tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
-

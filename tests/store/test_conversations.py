@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+import time
+
+import pytest
+
+from llmtui.engine.conversation import Conversation, Turn, Version
+from llmtui.engine.errors import InvalidValue
+from llmtui.engine.events import Candidate, ReplyStats, TokenEvent
+from llmtui.store.conversations import ConversationStore, StoreError, from_openai, to_markdown, to_openai
+
+
+def _event(i: int) -> TokenEvent:
+    return TokenEvent(i, 100 + i, f"t{i}", 0.5, 0.6, 0, 1.2, (Candidate(100 + i, f"Ġt{i}", 0.5),), 0.01 * i)
+
+
+def _conversation(title: str = "hello") -> Conversation:
+    c = Conversation(
+        system="Be brief.", model="default", fingerprint="sha256:x", sampling={"temperature": 0.0}
+    )
+    c.add_user(title)
+    c.turns.append(
+        Turn("assistant", [Version("t0t1", [_event(0), _event(1)], ReplyStats(5, 2, 0.1, 10.0, "eos"))])
+    )
+    return c
+
+
+@pytest.fixture
+def store(private_dirs):
+    return ConversationStore()
+
+
+def test_round_trip_keeps_everything(store):
+    c = _conversation()
+    c.start_reply("default", at=1)  # a second version; the first one stays
+    c.turns[1].version.content = "other"
+    c.add_user("next")
+    c.switch(1, 0)  # "next" is stashed inside version 2
+    result = store.save(c)
+    loaded = store.load(result.id)
+    assert loaded.to_dict() == c.to_dict()
+    assert loaded.turns[1].version.events[1] == _event(1)
+    assert loaded.turns[1].versions[1].rest[0].content == "next"
+
+
+def test_files_and_dirs_are_private(store, private_dirs):
+    result = store.save(_conversation())
+    assert stat.S_IMODE(os.stat(result.path).st_mode) == 0o600
+    for d in (store.root, store.root.parent):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    store.list()
+    assert stat.S_IMODE(os.stat(store.root.parent / "index.sqlite").st_mode) == 0o600
+
+
+def test_corrupt_files_are_reported_and_left_in_place(store):
+    good = store.save(_conversation("good"))
+    (store.root / "broken.json").write_text("{not json")
+    (store.root / "alien.json").write_text(json.dumps({"format": 99, "id": "alien"}))
+    (store.root / "binary.json").write_bytes(b"\xff\xfe")
+    summaries, problems = store.list()
+    assert [s.id for s in summaries] == [good.id]
+    assert len(problems) == 3
+    assert any("broken.json" in p and "not valid JSON" in p for p in problems)
+    assert any("format" in p for p in problems)
+    assert (store.root / "broken.json").read_text() == "{not json"
+    with pytest.raises(StoreError, match="line 1"):
+        store.load("broken")
+
+
+def _writer(root: str, conversation_id: str, n: int, who: str) -> None:
+    os.environ["LLMTUI_DATA_DIR"] = os.path.dirname(root)
+    store = ConversationStore()
+    for i in range(n):
+        c = store.load(conversation_id)
+        c.add_user(f"{who} {i}")
+        store.save(c)
+
+
+def test_two_concurrent_writers_never_corrupt_a_file_or_lose_a_turn(store):
+    """Two processes append turns to the same conversation at once: every save lands somewhere whole."""
+    base = store.save(Conversation(title="shared")).id
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(store.root), base, 15, who)) for who in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    summaries, problems = store.list()
+    assert not problems
+    turns: set[str] = set()
+    for s in summaries:
+        turns |= {t.content for t in store.load(s.id).turns}
+    assert turns == {f"{who} {i}" for who in "ab" for i in range(15)}
+
+
+def test_a_stale_writer_forks_instead_of_overwriting(store):
+    c = _conversation()
+    store.save(c)
+    other = store.load(c.id)
+    other.add_user("from the other instance")
+    store.save(other)
+    c.add_user("from this instance")
+    result = store.save(c)
+    assert (result.forked and result.id != c.id) or result.forked
+    assert store.load(other.id).turns[-1].content == "from the other instance"
+    assert store.load(result.id).turns[-1].content == "from this instance"
+
+
+def test_delete_restore_rename_duplicate(store):
+    c = store.save(_conversation("keep me")).id
+    store.rename(c, "renamed")
+    assert store.load(c).title == "renamed"
+    copy = store.duplicate(c)
+    assert copy.id != c and copy.title == "renamed (copy)"
+    store.delete(c)
+    assert c not in [s.id for s in store.list()[0]]
+    store.restore(c)
+    assert c in [s.id for s in store.list()[0]]
+    with pytest.raises(InvalidValue):
+        store.rename(c, "  ")
+    with pytest.raises(StoreError):
+        store.path("../etc/passwd")
+
+
+def test_search_titles_and_messages_in_any_script(store):
+    a = _conversation("capital of France")
+    b = _conversation("你是谁")
+    b.turns[1].version.content = "我是一个模型"
+    store.save(a)
+    store.save(b)
+    assert [s.title for s in store.list("France")[0]] == ["capital of France"]
+    assert [s.title for s in store.list("一个模")[0]] == ["你是谁"]
+    assert [s.title for s in store.list("谁")[0]] == ["你是谁"]  # shorter than a trigram
+    assert store.list("nowhere to be found")[0] == []
+
+
+def test_listing_10000_conversations_is_fast_after_indexing(store):
+    for i in range(10_000):
+        c = Conversation(id=f"c{i:05d}", title=f"conversation {i}", updated=float(i))
+        c.turns.append(Turn("user", [Version(f"message number {i}")]))
+        (store.root / f"{c.id}.json").write_text(json.dumps(c.to_dict()))
+    summaries, problems = store.list()
+    assert len(summaries) == 10_000 and not problems
+    assert summaries[0].id == "c09999"  # newest first
+    started = time.perf_counter()
+    summaries, _ = store.list()
+    listing = time.perf_counter() - started
+    started = time.perf_counter()
+    hits, _ = store.list("number 4242")
+    search = time.perf_counter() - started
+    assert [h.id for h in hits] == ["c04242"]
+    # Generous bounds: this checks the index is used (reading 10,000 files takes seconds), not speed.
+    assert listing < 2.0 and search < 2.0, (listing, search)
+
+
+def test_openai_import_and_export():
+    c = from_openai(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+                {"role": "assistant", "content": "Hello!"},
+            ]
+        }
+    )
+    assert c.system == "Be brief." and [t.content for t in c.turns] == ["Hi", "Hello!"] and c.title == "Hi"
+    assert to_openai(c)["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert from_openai(to_openai(c)["messages"]).messages() == c.messages()
+    md = to_markdown(c)
+    assert "## User\n\nHi" in md and "## Assistant\n\nHello!" in md
+    for bad in (
+        {},
+        [],
+        [{"content": "x"}],
+        [{"role": "robot", "content": "x"}],
+        [{"role": "user", "content": 3}],
+    ):
+        with pytest.raises(InvalidValue):
+            from_openai(bad)

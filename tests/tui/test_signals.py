@@ -1,0 +1,64 @@
+"""A reply in progress survives SIGTERM and a dropped SSH connection (SIGHUP): a real process, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+APP = """
+import pathlib, sys
+from llmtui.store.settings import Settings
+from llmtui.tui.app import LlmtuiApp
+
+marker = pathlib.Path(sys.argv[2])
+
+async def drive(pilot):
+    app = pilot.app
+    while app.engine is None:
+        await pilot.pause(0.05)
+    await pilot.press(*"Hello", "enter")
+    while not (app.generation is not None and len(app.generation.events) > 5):
+        await pilot.pause(0.02)
+    marker.write_text(app.conversation.id)
+    while app.is_running:  # Textual waits for this coroutine before the process can end
+        await pilot.pause(0.05)
+
+app = LlmtuiApp(settings=Settings().with_value("sampling.max_new_tokens", 4000), model=sys.argv[1])
+app.run(headless=True, auto_pilot=drive)
+sys.exit(app.return_code or 0)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_signal_during_a_reply_saves_it_as_partial(tiny_long_model_dir, private_dirs, sig):
+    marker = private_dirs / "generating"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", APP, str(tiny_long_model_dir), str(marker)],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the reply never started"
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = private_dirs / "data" / "conversations" / f"{marker.read_text()}.json"
+    conversation = json.loads(saved.read_text())
+    reply = conversation["turns"][-1]["versions"][-1]
+    assert conversation["turns"][0]["versions"][0]["content"] == "Hello"
+    assert reply["partial"] is True
+    assert len(reply["events"]) > 5
+    assert reply["content"] == "".join(e["text"] for e in reply["events"])
