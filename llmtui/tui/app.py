@@ -211,7 +211,8 @@ class LlmtuiApp(App[int]):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal)
         self.status.set(model=self.model_spec, state="loading", detail="starting")
-        self.load_model(self.model_spec)
+        # After the first paint: the loader's imports (torch, transformers) would hold the GIL against it.
+        self.call_after_refresh(self.load_model, self.model_spec)
 
     def _activate_pane(self, pane: str) -> None:
         for name in PANES:
