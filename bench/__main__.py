@@ -8,6 +8,7 @@ a ratio holds where an absolute time does not. Prints a table and writes JSON to
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -73,8 +74,9 @@ def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
     def bare() -> float:
         sync()
         start = time.perf_counter()
-        out = model.generate(ids, do_sample=False, max_new_tokens=n, min_new_tokens=n, top_k=None, top_p=None,
-                             temperature=None)
+        out = model.generate(
+            ids, do_sample=False, max_new_tokens=n, min_new_tokens=n, top_k=None, top_p=None, temperature=None
+        )
         sync()
         return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - start)
 
@@ -93,8 +95,16 @@ def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
         for _ in range(repeat):  # interleaved, so drift in the machine's speed hits both alike
             rates_bare.append(bare())
             rates_ours.append(ours())
-    figures.append(Figure("engine decode with top-10 capture", max(rates_ours), "tok/s",
-                          "bare model.generate (greedy)", max(rates_bare), target="≥0.95 (≥1.5 on CPU, ≥1.3 on GPU)"))
+    figures.append(
+        Figure(
+            "engine decode with top-10 capture",
+            max(rates_ours),
+            "tok/s",
+            "bare model.generate (greedy)",
+            max(rates_bare),
+            target="≥0.95 (≥1.5 on CPU, ≥1.3 on GPU)",
+        )
+    )
 
     # The memory-bandwidth bound: every decode step reads every weight once.
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -111,9 +121,16 @@ def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
 
     bandwidth = _best(copy_bandwidth, 3 if args.quick else 7)
     bound = bandwidth / weight_bytes
-    figures.append(Figure("engine decode vs memory-bandwidth bound", max(rates_ours), "tok/s",
-                          "bandwidth / weight bytes", bound,
-                          extra={"bandwidth_GBps": bandwidth / 1e9, "weight_MB": weight_bytes / 1e6}))
+    figures.append(
+        Figure(
+            "engine decode vs memory-bandwidth bound",
+            max(rates_ours),
+            "tok/s",
+            "bandwidth / weight bytes",
+            bound,
+            extra={"bandwidth_GBps": bandwidth / 1e9, "weight_MB": weight_bytes / 1e6},
+        )
+    )
 
     # Time to first token for prompts of several lengths, against one bare forward pass over the prompt.
     lengths = (100,) if args.quick else (100, 1000, 4000)
@@ -139,8 +156,16 @@ def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
             sync()
             return time.perf_counter() - start
 
-        figures.append(Figure(f"time to first token, {len(p.ids)}-token prompt", _best(ttft, 2), "s",
-                              "one bare forward pass", _best(prefill, 2), higher_is_better=False))
+        figures.append(
+            Figure(
+                f"time to first token, {len(p.ids)}-token prompt",
+                _best(ttft, 2),
+                "s",
+                "one bare forward pass",
+                _best(prefill, 2),
+                higher_is_better=False,
+            )
+        )
 
 
 # -- 4: the app --------------------------------------------------------------------------------------------
@@ -184,30 +209,75 @@ print(stamps)
 
 
 def _run_first_paint(kind: str, model: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", FIRST_PAINT, repr(time.time()), kind, model],
-                         capture_output=True, text=True, timeout=600)
-    return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own dict literal
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_PAINT, repr(time.time()), kind, model],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
 
 
 def bench_app(args: argparse.Namespace, figures: list[Figure]) -> None:
     repeat = 1 if args.quick else 3
     ours = [_run_first_paint("llmtui", args.model) for _ in range(repeat)]
     bare = [_run_first_paint("bare", args.model) for _ in range(repeat)]
-    figures.append(Figure("start to first paint", min(o["paint"] for o in ours), "s",
-                          "a bare Textual app", min(b["paint"] for b in bare), higher_is_better=False,
-                          target="< 1 s"))
-    figures.append(Figure("start to model ready (cached)", min(o["ready"] for o in ours), "s",
-                          "first paint", min(o["paint"] for o in ours), higher_is_better=False))
+    figures.append(
+        Figure(
+            "start to first paint",
+            min(o["paint"] for o in ours),
+            "s",
+            "a bare Textual app",
+            min(b["paint"] for b in bare),
+            higher_is_better=False,
+            target="< 1 s",
+        )
+    )
+    figures.append(
+        Figure(
+            "start to model ready (cached)",
+            min(o["ready"] for o in ours),
+            "s",
+            "first paint",
+            min(o["paint"] for o in ours),
+            higher_is_better=False,
+        )
+    )
     latency, idle = asyncio.run(_keypress_latency(args))
-    figures.append(Figure("keypress to screen while streaming, p50", statistics.median(latency) * 1000, "ms",
-                          "same, idle", statistics.median(idle) * 1000, higher_is_better=False))
+    figures.append(
+        Figure(
+            "keypress to screen while streaming, p50",
+            statistics.median(latency) * 1000,
+            "ms",
+            "same, idle",
+            statistics.median(idle) * 1000,
+            higher_is_better=False,
+        )
+    )
     p95 = sorted(latency)[int(0.95 * (len(latency) - 1))]
-    figures.append(Figure("keypress to screen while streaming, p95", p95 * 1000, "ms", "same, idle (p95)",
-                          sorted(idle)[int(0.95 * (len(idle) - 1))] * 1000, higher_is_better=False,
-                          target="< 50 ms"))
+    figures.append(
+        Figure(
+            "keypress to screen while streaming, p95",
+            p95 * 1000,
+            "ms",
+            "same, idle (p95)",
+            sorted(idle)[int(0.95 * (len(idle) - 1))] * 1000,
+            higher_is_better=False,
+            target="< 50 ms",
+        )
+    )
     small, large = asyncio.run(_render_cost(args))
-    figures.append(Figure("render one token at token 10,000", large * 1000, "ms", "at token 100", small * 1000,
-                          higher_is_better=False, target="flat (≈1)"))
+    figures.append(
+        Figure(
+            "render one token at token 10,000",
+            large * 1000,
+            "ms",
+            "at token 100",
+            small * 1000,
+            higher_is_better=False,
+            target="flat (≈1)",
+        )
+    )
     stream_app, stream_engine = asyncio.run(_stream_in_app(args))
     figures.append(Figure("decode rate inside the app", stream_app, "tok/s", "engine alone, same run", stream_engine))
 
@@ -333,8 +403,16 @@ def bench_inspector(args: argparse.Namespace, figures: list[Figure]) -> None:
     text = (sample * (size // len(sample.encode()) + 1))[: size // 2]
     text = text.encode()[:size].decode(errors="ignore")
     first_screen, encode_only = asyncio.run(_inspector_first_screen(view, text))
-    figures.append(Figure(f"inspector: {len(text.encode()) / 1e6:.1f} MB of text to its first screen", first_screen,
-                          "s", "tokenizer.encode alone", encode_only, higher_is_better=False))
+    figures.append(
+        Figure(
+            f"inspector: {len(text.encode()) / 1e6:.1f} MB of text to its first screen",
+            first_screen,
+            "s",
+            "tokenizer.encode alone",
+            encode_only,
+            higher_is_better=False,
+        )
+    )
 
     # A 150,000-token vocabulary, as large as Qwen's.
     rng = random.Random(0)
@@ -358,8 +436,16 @@ def bench_inspector(args: argparse.Namespace, figures: list[Figure]) -> None:
             [i for i in range(big_view.size) if q in (big.id_to_token(i) or "")]
         return (time.perf_counter() - start) / len(queries)
 
-    figures.append(Figure("vocabulary search, 150,000 tokens", _best(ours, 3) * 1000, "ms",
-                          "scan via tokenizer.id_to_token", _best(naive, 1) * 1000, higher_is_better=False))
+    figures.append(
+        Figure(
+            "vocabulary search, 150,000 tokens",
+            _best(ours, 3) * 1000,
+            "ms",
+            "scan via tokenizer.id_to_token",
+            _best(naive, 1) * 1000,
+            higher_is_better=False,
+        )
+    )
 
 
 async def _inspector_first_screen(view: Any, text: str) -> tuple[float, float]:
@@ -422,11 +508,27 @@ def bench_history(args: argparse.Namespace, figures: list[Figure]) -> None:
             return time.perf_counter() - start
 
         baseline = _best(naive, 2)
-        figures.append(Figure(f"history: list {count} conversations", _best(listing, 3), "s",
-                              "reading every file", baseline, higher_is_better=False,
-                              extra={"first_listing_builds_index_s": first}))
-        figures.append(Figure(f"history: full-text search over {count}", _best(search, 3), "s",
-                              "reading every file", baseline, higher_is_better=False))
+        figures.append(
+            Figure(
+                f"history: list {count} conversations",
+                _best(listing, 3),
+                "s",
+                "reading every file",
+                baseline,
+                higher_is_better=False,
+                extra={"first_listing_builds_index_s": first},
+            )
+        )
+        figures.append(
+            Figure(
+                f"history: full-text search over {count}",
+                _best(search, 3),
+                "s",
+                "reading every file",
+                baseline,
+                higher_is_better=False,
+            )
+        )
         store.close()
 
 
@@ -456,15 +558,32 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("figure", "value", "baseline", "ratio", "target")]
     for f in figures:
         better = "↑" if f.higher_is_better else "↓"
-        rows.append((f.name, f"{f.value:.3g} {f.unit}", f"{f.baseline:.3g} {f.unit} ({f.baseline_name})",
-                     f"{f.ratio:.2f} {better}", f.target))
+        rows.append(
+            (
+                f.name,
+                f"{f.value:.3g} {f.unit}",
+                f"{f.baseline:.3g} {f.unit} ({f.baseline_name})",
+                f"{f.ratio:.2f} {better}",
+                f.target,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     out = Path(args.json) if args.json else RESULTS / time.strftime("%Y%m%d-%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "quick": args.quick, "model": args.model, "figures": [
-        {**f.__dict__, "ratio": f.ratio} for f in figures]}, indent=1, ensure_ascii=False))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "quick": args.quick,
+                "model": args.model,
+                "figures": [{**f.__dict__, "ratio": f.ratio} for f in figures],
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+    )
     print(f"\nwritten to {out}")
     return 0
 
@@ -475,8 +594,12 @@ def _machine(args: argparse.Namespace) -> dict[str, Any]:
     device = f"CPU {platform.processor() or platform.machine()} × {os.cpu_count()} cores"
     if torch.cuda.is_available() and args.device != "cpu":
         device = torch.cuda.get_device_name(0)
-    return {"device": device, "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform()}
+    return {
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
 
 
 if __name__ == "__main__":

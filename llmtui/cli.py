@@ -100,9 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(loaded)
     params = engine.default_params(**overrides)
     system = args.system if args.system is not None else settings.system_prompt
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt_text}
-    ]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt_text}]
     prompt = engine.render(messages, reserve=params.max_new_tokens)
     if not prompt.templated:
         print("llmtui: note: the tokenizer has no chat template; using the plain format", file=sys.stderr)
@@ -371,16 +369,10 @@ def _add_history_commands(sub: Any) -> None:
     history.add_argument("--search", help="list: only conversations whose title or messages contain this")
     history.add_argument("--limit", type=int, help="list: at most this many")
     history.add_argument("--json", action="store_true")
-    history.add_argument(
-        "--format", choices=("markdown", "openai", "json"), default="markdown", help="export format"
-    )
+    history.add_argument("--format", choices=("markdown", "openai", "json"), default="markdown", help="export format")
     history.add_argument("-o", "--output", help="export: write to this file")
-    history.add_argument(
-        "--speed", type=float, default=1.0, help="replay: times the recorded speed (0: at once)"
-    )
-    history.add_argument(
-        "--rerun", action="store_true", help="replay: re-run with the current model, show departures"
-    )
+    history.add_argument("--speed", type=float, default=1.0, help="replay: times the recorded speed (0: at once)")
+    history.add_argument("--rerun", action="store_true", help="replay: re-run with the current model, show departures")
     history.add_argument("--model", help="replay --rerun: the model to use (default: the conversation's)")
     history.set_defaults(func=cmd_history)
 
@@ -425,9 +417,7 @@ def _add_config_commands(sub: Any) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype (auto)")
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)"
-    )
+    p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -462,9 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    show = sub.add_parser(
-        "show", help="architecture, size, context, vocabulary, special tokens, chat template"
-    )
+    show = sub.add_parser("show", help="architecture, size, context, vocabulary, special tokens, chat template")
     show.add_argument("model")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)

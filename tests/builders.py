@@ -43,9 +43,7 @@ def sentencepiece_bpe(vocab_size: int = 300):
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Sequence([decoders.Metaspace(), decoders.ByteFallback(), decoders.Fuse()])
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size + 256, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens]
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size + 256, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens])
     tok.train_from_iterator(SENTENCES, trainer)
     # As in Llama's tokenizer.json, byte pieces are ordinary vocabulary entries, not added tokens.
     spec = json.loads(tok.to_str())
@@ -82,9 +80,7 @@ def fast_tokenizer(tok, *, chat_template: str | None = CHATML):
     return fast
 
 
-def tiny_llama(
-    directory: Path, *, chat_template: str | None = CHATML, context: int = 256, seed: int = 0
-) -> Path:
+def tiny_llama(directory: Path, *, chat_template: str | None = CHATML, context: int = 256, seed: int = 0) -> Path:
     """A 2-layer random Llama with a byte-level BPE tokenizer, saved as a normal checkpoint."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

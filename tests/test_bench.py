@@ -13,12 +13,20 @@ def test_quick_bench_runs_every_suite(tiny_long_model_dir, tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--model", str(tiny_long_model_dir), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
+        env=os.environ.copy(),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     names = [f["name"] for f in result["figures"]]
-    for expected in ("engine decode with top-10 capture", "start to first paint", "vocabulary search, 150,000 tokens",
-                     "render one token at token 10,000"):
+    for expected in (
+        "engine decode with top-10 capture",
+        "start to first paint",
+        "vocabulary search, 150,000 tokens",
+        "render one token at token 10,000",
+    ):
         assert expected in names
     assert all(f["baseline"] > 0 and f["value"] > 0 for f in result["figures"])

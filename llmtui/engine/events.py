@@ -6,6 +6,7 @@ and replay plays them back. Each type has exactly one serialiser (to_dict / from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,13 @@ class TokenEvent:
             candidates=tuple(Candidate.from_dict(c) for c in d.get("candidates", ())),
             elapsed=float(d.get("elapsed", 0.0)),
         )
+
+
+def decode_rate(events: Sequence[TokenEvent]) -> float:
+    """Tokens per second after the first token (the first one also pays for the prompt's prefill)."""
+    if len(events) < 2 or events[-1].elapsed <= events[0].elapsed:
+        return 0.0
+    return (len(events) - 1) / (events[-1].elapsed - events[0].elapsed)
 
 
 STOP_REASONS = ("eos", "max_tokens", "stop_string", "stopped", "context_full", "error")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from llmtui.engine.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
-from llmtui.engine.events import Candidate, ReplyStats, TokenEvent
+from llmtui.engine.events import Candidate, ReplyStats, TokenEvent, decode_rate
 from llmtui.engine.models import LoadedModel
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
@@ -125,9 +125,7 @@ class Engine:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         config = self.model.config
-        self.context_length = int(
-            loaded.info.context_length or getattr(self.tokenizer, "model_max_length", 2048)
-        )
+        self.context_length = int(loaded.info.context_length or getattr(self.tokenizer, "model_max_length", 2048))
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
@@ -177,13 +175,9 @@ class Engine:
             if not messages:
                 return "", True  # nothing to say yet: the template refuses an empty conversation
             try:
-                text = self.tokenizer.apply_chat_template(
-                    list(messages), tokenize=False, add_generation_prompt=True
-                )
+                text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
             except Exception as exc:  # jinja raises its own errors (e.g. "roles must alternate")
-                raise GenerationError(
-                    f"the model's chat template rejected this conversation: {exc}"
-                ) from None
+                raise GenerationError(f"the model's chat template rejected this conversation: {exc}") from None
             return text, True
         lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
         return "\n\n".join([*lines, "Assistant:"]), False
@@ -241,9 +235,7 @@ class Generation:
                 yield from self._decode(torch)
         except torch.OutOfMemoryError:
             self._finish("error")
-            raise OutOfMemory(
-                "the device ran out of memory during the reply; the partial reply is kept"
-            ) from None
+            raise OutOfMemory("the device ran out of memory during the reply; the partial reply is kept") from None
         except (RuntimeError, IndexError) as exc:
             self._finish("error")
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -287,9 +279,7 @@ class Generation:
             logp = torch.log_softmax(raw, dim=-1)
             probs = logp.exp()
             entropy = -(probs * logp).nansum()
-            token, sampled = self._choose(
-                torch, raw, seen, generator, forced=self.force if step == 0 else None
-            )
+            token, sampled = self._choose(torch, raw, seen, generator, forced=self.force if step == 0 else None)
             rank = (probs > probs[token]).sum()
             top = torch.topk(probs, k)
             # One device->host copy per step: the scalars and the top-k travel together.
@@ -308,8 +298,7 @@ class Generation:
                 packed[4],
             )
             candidates = tuple(
-                Candidate(int(i), pieces[int(i)], p)
-                for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
+                Candidate(int(i), pieces[int(i)], p) for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
             )
             ids.append(token_id)
             piece_text = decoder.step(backend, token_id) or ""
@@ -385,14 +374,11 @@ class Generation:
     def _finish(self, reason: str) -> None:
         events = self.events
         ttft = events[0].elapsed if events else 0.0
-        rate = 0.0
-        if len(events) > 1 and events[-1].elapsed > events[0].elapsed:
-            rate = (len(events) - 1) / (events[-1].elapsed - events[0].elapsed)
         self.stats = ReplyStats(
             prompt_tokens=len(self.prompt.ids),
             new_tokens=len(events),
             ttft_s=ttft,
-            tokens_per_second=rate,
+            tokens_per_second=decode_rate(events),
             stop_reason=reason,
             dropped_turns=self.prompt.dropped_turns,
         )

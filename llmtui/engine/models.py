@@ -12,6 +12,7 @@ the first start pays for it (~30 s here); later starts load in well under a seco
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -187,9 +188,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         try:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-            )
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot read the GGUF file {gguf}: {_first_line(exc)}") from None
         # transformers refuses to save a GGUF-loaded model until the quantizer marker is cleared;
@@ -235,9 +234,7 @@ def load_tokenizer(spec: str) -> Any:
         raise ModelLoadError(f"the tokenizer of {spec} cannot be read: {_first_line(exc)}") from None
     backend = getattr(_load_tokenizer_dir(path, spec), "backend_tokenizer", None)
     if backend is None:
-        raise ModelLoadError(
-            f"the tokenizer of {spec} has no fast (tokenizers) backend, which the inspector needs"
-        )
+        raise ModelLoadError(f"the tokenizer of {spec} has no fast (tokenizers) backend, which the inspector needs")
     return backend
 
 
@@ -444,10 +441,8 @@ class ModelEntry:
 def list_models(model_dirs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
     """The models llmtui can find: the default, the HF cache, and models under the given directories."""
     entries: list[ModelEntry] = []
-    try:
+    with contextlib.suppress(ModelNotFound):  # not installed: simply not listed
         entries.append(ModelEntry(DEFAULT_SPEC, "LlamaForCausalLM", default_gguf().stat().st_size, "bundled"))
-    except ModelNotFound:
-        pass
     entries.extend(_hf_cache_entries())
     for d in model_dirs:
         root = Path(d).expanduser()
@@ -455,9 +450,7 @@ def list_models(model_dirs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry
         for c in candidates:
             arch = _architecture_of(c)
             if arch:
-                entries.append(
-                    ModelEntry(str(c), arch, sum(f.stat().st_size for f in _weight_files(c)), "directory")
-                )
+                entries.append(ModelEntry(str(c), arch, sum(f.stat().st_size for f in _weight_files(c)), "directory"))
     return entries
 
 

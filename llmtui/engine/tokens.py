@@ -25,11 +25,7 @@ _ID_RANGE = re.compile(r"^\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*$")
 
 def _byte_decoder() -> dict[str, int]:
     """The inverse of GPT-2's bytes_to_unicode: printable character -> the byte it stands for."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -41,6 +37,14 @@ def _byte_decoder() -> dict[str, int]:
 
 
 BYTE_DECODER = _byte_decoder()
+
+
+def _is_whole_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def show_bytes(data: bytes) -> str:
@@ -82,9 +86,7 @@ class Token:
 class Tokenization(Sequence[Token]):
     """A text cut into tokens. Token objects are built on access, so 1 MB of text stays cheap."""
 
-    def __init__(
-        self, view: TokenizerView, text: str, ids: list[int], offsets: list[tuple[int, int]]
-    ) -> None:
+    def __init__(self, view: TokenizerView, text: str, ids: list[int], offsets: list[tuple[int, int]]) -> None:
         self.view = view
         self.text = text
         self.ids = ids
@@ -158,9 +160,7 @@ class TokenizerView:
     """
 
     def __init__(self, tokenizer: Any, name: str) -> None:
-        backend = getattr(
-            tokenizer, "backend_tokenizer", tokenizer
-        )  # a transformers tokenizer, or its backend
+        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers tokenizer, or its backend
         self.backend = backend
         self.name = name
         self.size = backend.get_vocab_size(with_added_tokens=True)
@@ -178,6 +178,7 @@ class TokenizerView:
         self.added_ids = frozenset(added)
         self._bytes: dict[int, bytes] = {}
         self._display: dict[int, str] = {}
+        self._whole: dict[int, bool] = {}  # token id -> its bytes are complete UTF-8 characters
 
     @cached_property
     def pieces(self) -> list[str]:
@@ -219,6 +220,7 @@ class TokenizerView:
         """For each token, the index of the first token of the character group it belongs to."""
         out: list[int] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        whole = self._whole
         start = 0
         for i, token_id in enumerate(ids):
             if token_id in self.special_ids:
@@ -226,6 +228,14 @@ class TokenizerView:
                 out.append(i)
                 start = i + 1
                 continue
+            if start == i:  # nothing pending: a token that is whole characters needs no decoder
+                is_whole = whole.get(token_id)
+                if is_whole is None:
+                    is_whole = whole[token_id] = _is_whole_utf8(self.piece_bytes(token_id))
+                if is_whole:
+                    out.append(i)
+                    start = i + 1
+                    continue
             decoder.decode(self.piece_bytes(token_id))
             out.append(start)
             if not decoder.getstate()[0]:  # no bytes left waiting: the character is complete
@@ -241,9 +251,7 @@ class TokenizerView:
         """Ids to pieces and text; offsets point into the decoded text."""
         for token_id in ids:
             if not 0 <= token_id < self.size:
-                raise InvalidValue(
-                    f"id {token_id} is out of range: the vocabulary has ids 0 to {self.size - 1}"
-                )
+                raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {self.size - 1}")
         pieces_text: list[str] = []
         offsets: list[tuple[int, int]] = []
         pos = 0

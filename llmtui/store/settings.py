@@ -83,9 +83,7 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "sampling":
-                out[f.name] = {
-                    k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()
-                }
+                out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()}
             elif f.name == "layout":
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
             elif isinstance(value, tuple):

@@ -34,7 +34,7 @@ from textual.widgets import Footer, ProgressBar, Static, Tab, Tabs, TextArea
 
 from llmtui.engine.conversation import Conversation
 from llmtui.engine.errors import LlmtuiError
-from llmtui.engine.events import TokenEvent
+from llmtui.engine.events import TokenEvent, decode_rate
 from llmtui.engine.generation import SamplingParams
 from llmtui.engine.text import escape_controls
 from llmtui.store.conversations import ConversationStore, StoreError
@@ -209,7 +209,7 @@ class LlmtuiApp(App[int]):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, self.quit_saving)
         self.status.set(model=self.model_spec, state="loading", detail="starting")
         # After the first paint: the loader's imports (torch, transformers) would hold the GIL against it.
         self.call_after_refresh(self.load_model, self.model_spec)
@@ -352,9 +352,7 @@ class LlmtuiApp(App[int]):
         """Decode the reply of turn ``index`` (its current version) on a worker thread."""
         version = self.conversation.turns[index].version
         try:
-            prompt = self.engine.render(
-                self.conversation.messages(upto=index), reserve=self.params.max_new_tokens
-            )
+            prompt = self.engine.render(self.conversation.messages(upto=index), reserve=self.params.max_new_tokens)
             generation = self.engine.generate(prompt, self.params, prefix=prefix, force=force)
         except LlmtuiError as exc:
             self._reply_failed(index, str(exc))
@@ -365,9 +363,7 @@ class LlmtuiApp(App[int]):
         self._show_stream(index)
         self.status.set(state="generating", context_used=len(prompt.ids) + len(prefix), detail="")
         if prompt.dropped_turns:
-            self.notify(
-                f"{prompt.dropped_turns} oldest turns were left out to fit the context.", severity="warning"
-            )
+            self.notify(f"{prompt.dropped_turns} oldest turns were left out to fit the context.", severity="warning")
         if not prompt.templated:
             self.notify("This tokenizer has no chat template; using the plain format.", severity="warning")
         self.query_one(Inspector).source_title = "prompt"
@@ -408,33 +404,19 @@ class LlmtuiApp(App[int]):
             if chips.follow:
                 sidebar.show_step(events[-1])
             self._frames += 1
-            if (
-                self._frames % 8 == 0
-            ):  # the sparkline summarises the whole reply: a few times a second is plenty
+            if self._frames % 8 == 0:  # the sparkline summarises the whole reply: a few times a second is plenty
                 sidebar.show_reply(version.events)
-        last = version.events[-1]
-        rate = (
-            (len(version.events) - 1) / (last.elapsed - version.events[0].elapsed)
-            if len(version.events) > 1 and last.elapsed > version.events[0].elapsed
-            else 0.0
-        )
         self.status.set(
-            tokens_per_second=rate,
+            tokens_per_second=decode_rate(version.events),
             ttft=version.events[0].elapsed,
-            context_used=len(self.generation.prompt.ids)
-            + len(self.generation.prefix)
-            + len(self.generation.events)
+            context_used=len(self.generation.prompt.ids) + len(self.generation.prefix) + len(self.generation.events)
             if self.generation is not None
             else self.status.context_used,
         )
 
     def _flush_text(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if (
-            self.live_turn is None
-            or not self._unshown
-            or (not force and now - self._shown_at < MARKDOWN_SECONDS)
-        ):
+        if self.live_turn is None or not self._unshown or (not force and now - self._shown_at < MARKDOWN_SECONDS):
             return
         view = self.query_one(ConversationView).message(self.live_turn)
         if view is not None:
@@ -452,12 +434,7 @@ class LlmtuiApp(App[int]):
             return
         version = self.conversation.turns[index].version
         stats = generation.stats
-        if (
-            stats is not None
-            and version.stats is not None
-            and generation.prefix
-            and version.branched_from is None
-        ):
+        if stats is not None and version.stats is not None and generation.prefix and version.branched_from is None:
             # A continuation: the reply's figures cover both parts.
             stats = replace(stats, new_tokens=stats.new_tokens + version.stats.new_tokens)
         version.stats = stats
@@ -499,11 +476,7 @@ class LlmtuiApp(App[int]):
     def action_stop(self) -> None:
         if self.generation is not None:
             self.generation.stop()
-        elif (
-            isinstance(self.screen, Screen)
-            and self.focused is not None
-            and not isinstance(self.focused, Composer)
-        ):
+        elif isinstance(self.screen, Screen) and self.focused is not None and not isinstance(self.focused, Composer):
             self.query_one(Composer).focus()
 
     def _last_reply(self) -> int | None:
@@ -576,14 +549,10 @@ class LlmtuiApp(App[int]):
                 self.autosave()
         elif message.what == "edit":
             if turn.role != "user":
-                self.notify(
-                    "Only your own messages can be edited; regenerate or branch a reply.", severity="warning"
-                )
+                self.notify("Only your own messages can be edited; regenerate or branch a reply.", severity="warning")
                 return
             if self._can_act():
-                self.push_screen(
-                    EditScreen("Edit message", turn.content), partial(self._edited, message.index)
-                )
+                self.push_screen(EditScreen("Edit message", turn.content), partial(self._edited, message.index))
         elif message.what == "inspect":
             inspector = self.query_one(Inspector)
             inspector.show_text(turn.content, title=f"message {message.index + 1}")
@@ -635,9 +604,7 @@ class LlmtuiApp(App[int]):
         chips.follow = True
         chips.show(version.events)
         stream = self.query_one(TokenStream)
-        stream.border_title = (
-            f"Token stream · turn {index + 1} · version {self.conversation.turns[index].current + 1}"
-        )
+        stream.border_title = f"Token stream · turn {index + 1} · version {self.conversation.turns[index].current + 1}"
         sidebar = self.query_one(ProbabilitySidebar)
         if version.events:
             sidebar.show_step(version.events[-1])
@@ -756,7 +723,7 @@ class LlmtuiApp(App[int]):
         elif command == "/load":
             self.action_history(rest)
         elif command in ("/bye", "/exit", "/quit"):
-            self.action_quit_app()
+            self.quit_saving()
         elif command in ("/help", "/?"):
             self._note(SLASH_HELP)
         else:
@@ -767,9 +734,7 @@ class LlmtuiApp(App[int]):
         lines = [f"model {self.model_spec}"]
         if self.engine is not None:
             info = self.engine.loaded.info
-            lines.append(
-                f"  {info.architecture} · {info.parameters or 0:,} parameters · context {info.context_length}"
-            )
+            lines.append(f"  {info.architecture} · {info.parameters or 0:,} parameters · context {info.context_length}")
             lines.append(f"  device {self.engine.loaded.device} · {self.engine.loaded.dtype}")
         lines.append(
             f"sampling temperature {p.temperature} · top_k {p.top_k} · top_p {p.top_p} · "
@@ -846,17 +811,13 @@ class LlmtuiApp(App[int]):
                 version.partial = True
         self.autosave()
 
-    def _on_signal(self) -> None:
+    def quit_saving(self) -> None:
+        """Quit, keeping the reply in flight (ctrl+q, /bye, SIGTERM, SIGHUP)."""
         self.save_partial()
         self.exit(0)
 
     async def action_quit(self) -> None:
-        self.save_partial()
-        self.exit(0)
-
-    def action_quit_app(self) -> None:
-        self.save_partial()
-        self.exit(0)
+        self.quit_saving()
 
     # -- screens ----------------------------------------------------------------------------------------
 
@@ -904,36 +865,22 @@ class LlmtuiApp(App[int]):
         )
         yield SystemCommand("Copy reply", "Copy the last reply via OSC 52 (ctrl+y)", self.action_copy_reply)
         yield SystemCommand("Edit system prompt", "Set the system prompt", self._edit_system)
-        yield SystemCommand(
-            "New conversation", "Start over; the current one is saved (/clear)", self.new_conversation
-        )
-        yield SystemCommand(
-            "History", "Browse, search and open saved conversations (f10)", self.action_history
-        )
+        yield SystemCommand("New conversation", "Start over; the current one is saved (/clear)", self.new_conversation)
+        yield SystemCommand("History", "Browse, search and open saved conversations (f10)", self.action_history)
         yield SystemCommand("Settings", "Sampling and system prompt (f9)", self.action_settings)
-        yield SystemCommand(
-            "Inspect prompt", "The prompt as the model receives it", self._inspect_prompt_command
-        )
+        yield SystemCommand("Inspect prompt", "The prompt as the model receives it", self._inspect_prompt_command)
         yield SystemCommand("Vocabulary", "Search the tokenizer's vocabulary", self.action_vocabulary)
-        yield SystemCommand(
-            "Replay reply", "Play the shown reply back at its recorded speed", self.action_replay
-        )
+        yield SystemCommand("Replay reply", "Play the shown reply back at its recorded speed", self.action_replay)
         yield SystemCommand(
             "Replay reply ×4", "Play the shown reply back four times faster", partial(self.action_replay, 4.0)
         )
         yield SystemCommand(
             "Re-run and compare", "Re-generate each reply greedily; show where it departs", self.action_rerun
         )
-        yield SystemCommand(
-            "Toggle token ids", "Show ids on token chips", self.query_one(TokenChips).action_toggle_ids
-        )
-        yield SystemCommand(
-            "Sparkline: entropy / probability", "What the sparkline plots", self._toggle_sparkline
-        )
+        yield SystemCommand("Toggle token ids", "Show ids on token chips", self.query_one(TokenChips).action_toggle_ids)
+        yield SystemCommand("Sparkline: entropy / probability", "What the sparkline plots", self._toggle_sparkline)
         for pane in PANES:
-            yield SystemCommand(
-                f"Show/hide {pane}", f"Toggle the {pane} pane", partial(self.action_toggle_pane, pane)
-            )
+            yield SystemCommand(f"Show/hide {pane}", f"Toggle the {pane} pane", partial(self.action_toggle_pane, pane))
 
     # -- replay -----------------------------------------------------------------------------------------
 

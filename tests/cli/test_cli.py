@@ -104,9 +104,7 @@ def test_bad_input_is_one_line_without_traceback(args, stdin, words):
 
 def test_tokenize_errors_on_models(tmp_path, tiny_model_dir):
     assert_one_line_error(llmtui("tokenize", "--model", str(tmp_path), "x"), "tokenizer")
-    assert_one_line_error(
-        llmtui("tokenize", "--model", str(tiny_model_dir), "--ids", "1 99999"), "out of range"
-    )
+    assert_one_line_error(llmtui("tokenize", "--model", str(tiny_model_dir), "--ids", "1 99999"), "out of range")
     assert_one_line_error(llmtui("tokenize", "--model", str(tiny_model_dir), "--ids", "1 x"), "whole numbers")
 
 
@@ -118,9 +116,9 @@ def test_tokenize_json_and_table(tiny_model_dir):
     assert set(out["tokens"][0]) == {"index", "token_id", "piece", "display", "start", "end", "special"}
     from transformers import AutoTokenizer
 
-    assert [t["token_id"] for t in out["tokens"]] == AutoTokenizer.from_pretrained(tiny_model_dir)(
-        "Hello 你好\n"
-    )["input_ids"]
+    assert [t["token_id"] for t in out["tokens"]] == AutoTokenizer.from_pretrained(tiny_model_dir)("Hello 你好\n")[
+        "input_ids"
+    ]
 
     table = llmtui("tokenize", "--model", str(tiny_model_dir), "a b").stdout.decode()
     assert "INDEX" in table and "PIECE" in table and "chars/token" in table
@@ -165,9 +163,7 @@ def test_config_path_set_show(private_dirs):
 
 @pytest.mark.model
 def test_run_default_model_json():
-    proc = llmtui(
-        "run", "default", "What is the capital of France?", "--json", "--max-new-tokens", "20", timeout=300
-    )
+    proc = llmtui("run", "default", "What is the capital of France?", "--json", "--max-new-tokens", "20", timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     text = "".join(t["text"] for t in lines[:-1])

@@ -15,9 +15,7 @@ def _chat(text: str, system: str | None = None) -> list[dict[str, str]]:
 
 
 def _generate_reference(loaded, prompt, n: int) -> list[int]:
-    out = loaded.model.generate(
-        torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=n, min_new_tokens=n
-    )
+    out = loaded.model.generate(torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=n, min_new_tokens=n)
     return out[0, len(prompt.ids) :].tolist()
 
 
@@ -66,9 +64,7 @@ def test_seeded_sampling_is_reproducible_and_reports_sampled_probability(tiny_en
 def test_top_k_one_is_greedy(tiny_engine):
     prompt = tiny_engine.render(_chat("Tokenizers cut text"))
     greedy = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=10))]
-    sampled = tiny_engine.generate(
-        prompt, SamplingParams(temperature=0.8, top_k=1, max_new_tokens=10, seed=1)
-    )
+    sampled = tiny_engine.generate(prompt, SamplingParams(temperature=0.8, top_k=1, max_new_tokens=10, seed=1))
     events = list(sampled)
     assert [e.token_id for e in events] == greedy
     assert all(math.isclose(e.sampled_prob, 1.0) for e in events)
@@ -78,8 +74,7 @@ def test_repetition_penalty_changes_the_path(tiny_engine):
     prompt = tiny_engine.render(_chat("Hello world hello world"))
     plain = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=20))]
     penalised = [
-        e.token_id
-        for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=20, repetition_penalty=5.0))
+        e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=20, repetition_penalty=5.0))
     ]
     assert plain != penalised
 
@@ -115,9 +110,7 @@ def test_branch_forces_the_chosen_token_and_continues(tiny_engine):
     alternative = original[step].candidates[2]
     prefix = [e.token_id for e in original[:step]]
     branch = list(
-        tiny_engine.generate(
-            prompt, SamplingParams(max_new_tokens=6), prefix=prefix, force=alternative.token_id
-        )
+        tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6), prefix=prefix, force=alternative.token_id)
     )
     assert branch[0].index == step
     assert branch[0].token_id == alternative.token_id
@@ -218,9 +211,7 @@ def test_invalid_sampling_values_are_refused(field, value):
 
 
 def test_with_value_parses_text():
-    params = (
-        SamplingParams().with_value("temperature", "0.2").with_value("stop", "a|b").with_value("seed", "none")
-    )
+    params = SamplingParams().with_value("temperature", "0.2").with_value("stop", "a|b").with_value("seed", "none")
     assert params.temperature == 0.2 and params.stop == ("a", "b") and params.seed is None
     with pytest.raises(InvalidValue):
         params.with_value("temperature", "hot")

@@ -21,7 +21,7 @@ def test_missing_path_is_reported():
 def test_non_gguf_file_is_refused(tmp_path):
     f = tmp_path / "weights.txt"
     f.write_text("x")
-    with pytest.raises(ModelNotFound, match="not a .gguf"):
+    with pytest.raises(ModelNotFound, match=r"not a \.gguf"):
         models.resolve(str(f))
 
 

@@ -34,9 +34,7 @@ TEXTS = [
     "\u00a0nbsp\u2028line-sep",
 ]
 
-text_strategy = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FAFF), max_size=60
-)
+text_strategy = st.text(alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FAFF), max_size=60)
 
 
 @pytest.mark.parametrize("family", ["byte-level BPE", "SentencePiece", "WordPiece"])

@@ -19,13 +19,9 @@ def _event(i: int) -> TokenEvent:
 
 
 def _conversation(title: str = "hello") -> Conversation:
-    c = Conversation(
-        system="Be brief.", model="default", fingerprint="sha256:x", sampling={"temperature": 0.0}
-    )
+    c = Conversation(system="Be brief.", model="default", fingerprint="sha256:x", sampling={"temperature": 0.0})
     c.add_user(title)
-    c.turns.append(
-        Turn("assistant", [Version("t0t1", [_event(0), _event(1)], ReplyStats(5, 2, 0.1, 10.0, "eos"))])
-    )
+    c.turns.append(Turn("assistant", [Version("t0t1", [_event(0), _event(1)], ReplyStats(5, 2, 0.1, 10.0, "eos"))]))
     return c
 
 

@@ -48,16 +48,12 @@ def test_invalid_values_fall_back_one_key_at_a_time_with_file_key_and_line(priva
     )
     settings, problems = load_settings()
     assert settings.sampling.max_new_tokens == 64  # the good key is used
-    assert (
-        settings.sampling.temperature is None and settings.sampling.top_k is None and settings.layout.sidebar
-    )
+    assert settings.sampling.temperature is None and settings.sampling.top_k is None and settings.layout.sidebar
     by_key = {p.key: p for p in problems}
     assert set(by_key) == {"sampling.temperature", "sampling.top_k", "layout.sidebar"}
     assert by_key["sampling.temperature"].line == 3 and by_key["sampling.top_k"].line == 4
     assert by_key["layout.sidebar"].line == 7
-    assert str(path) in str(by_key["sampling.temperature"]) and "using the default" in str(
-        by_key["sampling.top_k"]
-    )
+    assert str(path) in str(by_key["sampling.temperature"]) and "using the default" in str(by_key["sampling.top_k"])
 
 
 def test_a_file_that_does_not_parse_is_reported_and_never_overwritten(private_dirs):

@@ -80,7 +80,7 @@ async def test_regenerate_keeps_every_version(make_app):
         turn = app.conversation.turns[-1]
         assert turn.current == 1 and turn.versions[0].content == first
         # The version switcher: focus the reply and go back to version 1.
-        view = [v for v in app.query(MessageView) if v.index == 1][0]
+        view = next(v for v in app.query(MessageView) if v.index == 1)
         view.focus()
         await pilot.press("left")
         await pilot.pause(0.2)
@@ -121,7 +121,7 @@ async def test_edit_an_earlier_message_and_continue(make_app):
         await send(pilot, "More")
         await wait_idle(pilot)
         assert len(app.conversation.turns) == 4
-        first_user = [v for v in app.query(MessageView) if v.index == 0][0]
+        first_user = next(v for v in app.query(MessageView) if v.index == 0)
         first_user.focus()
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, EditScreen))
@@ -244,9 +244,7 @@ async def test_inspector_shows_the_prompt_and_typed_text(make_app):
         inspector = app.query_one(Inspector)
         await wait_for(pilot, lambda: inspector.tokenization is not None)
         assert inspector.source_title == "prompt"
-        assert (
-            inspector.tokenization.text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\n"
-        )
+        assert inspector.tokenization.text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>assistant\n"
         assert any(t.special for t in inspector.tokenization)
         await pilot.press("f5")
         await pilot.press(*"Hello 龍")

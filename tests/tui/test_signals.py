@@ -1,4 +1,4 @@
-"""A reply in progress survives SIGTERM and a dropped SSH connection (SIGHUP): a real process, real signals."""
+"""A reply in progress survives SIGTERM and a dropped SSH connection (SIGHUP): real process, real signals."""
 
 from __future__ import annotations
 

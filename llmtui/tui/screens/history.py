@@ -41,9 +41,7 @@ class HistoryScreen(ModalScreen[Conversation | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="history-dialog"):
-            yield Label(
-                "History · enter open · ctrl+e rename · ctrl+d delete · ctrl+z undo · ctrl+n duplicate"
-            )
+            yield Label("History · enter open · ctrl+e rename · ctrl+d delete · ctrl+z undo · ctrl+n duplicate")
             yield Input(self.query_text, placeholder="search titles and messages", id="history-search")
             yield OptionList(id="history-list")
             yield Label("", id="history-status")

@@ -29,12 +29,8 @@ class VocabularyScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="vocab-dialog"):
-            yield Label(
-                f"Vocabulary of {self.view.name} · {self.view.size} tokens · {self.view.family}", markup=False
-            )
-            yield Input(
-                placeholder="substring · /regex/ · 100-200 · empty: special tokens", id="vocab-search"
-            )
+            yield Label(f"Vocabulary of {self.view.name} · {self.view.size} tokens · {self.view.family}", markup=False)
+            yield Input(placeholder="substring · /regex/ · 100-200 · empty: special tokens", id="vocab-search")
             yield OptionList(id="vocab-list")
             yield Label("", id="vocab-status")
 

@@ -7,8 +7,9 @@ draw with this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -45,14 +46,45 @@ class Chip:
     """One token drawn as a chip."""
 
     label: str  # already visible and safe
-    kind: str  # a style key: "prob-1".."prob-5", "special", "plain", "alt"
+    kind: str  # a style key: "prob-1".."prob-5", "special", "tok-a", "tok-b", "partial"
     breaks: bool = False  # a newline token: the line ends after it
+    width: int = field(init=False)  # cells, measured once
 
-    @property
-    def width(self) -> int:
-        from rich.cells import cell_len
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", cell_len(self.label))
 
-        return cell_len(self.label)
+
+@dataclass
+class ChipLayout:
+    """Chips wrapped into rows at a width. A pure computation, so a worker thread can do it."""
+
+    width: int
+    rows: list[list[int]]  # chip indices on each row
+    row_of: list[int]  # chip index -> row
+    fill: int  # cells used on the last row
+
+    @classmethod
+    def wrap(cls, chips: list[Chip], width: int) -> ChipLayout:
+        layout = cls(width, [[]], [], 0)
+        layout.extend(chips, 0)
+        return layout
+
+    def extend(self, chips: list[Chip], first: int) -> None:
+        """Place chips[first:] after those already placed."""
+        rows, row_of, fill, width = self.rows, self.row_of, self.fill, self.width
+        for i in range(first, len(chips)):
+            chip = chips[i]
+            cells = min(chip.width, width - 1) + 1  # one cell of gap after each chip
+            if fill and fill + cells > width:
+                rows.append([])
+                fill = 0
+            rows[-1].append(i)
+            row_of.append(len(rows) - 1)
+            fill += cells
+            if chip.breaks:
+                rows.append([])
+                fill = 0
+        self.fill = fill
 
 
 class ChipView(ScrollView, can_focus=True):
@@ -84,29 +116,31 @@ class ChipView(ScrollView, can_focus=True):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.chips: list[Chip] = []
-        self._rows: list[list[int]] = [[]]  # chip indices on each line
-        self._fill = 0  # cells used on the last line
-        self._line_of: list[int] = []  # chip index -> line number
-        self._layout_width = 0
+        self.chip_layout = ChipLayout(0, [[]], [], 0)
         self._styles: dict[str, Style] = {}
         self.follow = True  # keep the newest chip in view while chips arrive
 
     # -- data -------------------------------------------------------------------------------------------
 
-    def set_chips(self, chips: list[Chip]) -> None:
-        self.chips = list(chips)
-        self._relayout()
+    def set_chips(self, chips: list[Chip], layout: ChipLayout | None = None) -> None:
+        """Show these chips; pass a layout wrapped off the UI thread (at wrap_width) to skip the work here."""
+        self.chips = chips
+        if layout is not None and layout.width == self.wrap_width():
+            self.chip_layout = layout
+            self._update_virtual_size()
+        else:
+            self._relayout()
         self.refresh()
 
     def append_chips(self, chips: list[Chip]) -> None:
         if not chips:
             return
-        first_line = len(self._rows) - 1
-        for chip in chips:
-            self.chips.append(chip)
-            self._place(len(self.chips) - 1)
+        first_line = len(self.chip_layout.rows) - 1
+        first = len(self.chips)
+        self.chips.extend(chips)
+        self.chip_layout.extend(self.chips, first)
         self._update_virtual_size()
-        self.refresh_lines(first_line - int(self.scroll_offset.y), len(self._rows) - first_line)
+        self.refresh_lines(first_line - int(self.scroll_offset.y), len(self.chip_layout.rows) - first_line)
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
@@ -118,37 +152,21 @@ class ChipView(ScrollView, can_focus=True):
 
     # -- layout -----------------------------------------------------------------------------------------
 
-    def _wrap_width(self) -> int:
+    def wrap_width(self) -> int:
+        """The width chips wrap at (safe to read from a worker thread)."""
         return max(8, self.scrollable_content_region.width or self.size.width or 40)
 
     def _relayout(self) -> None:
-        self._layout_width = self._wrap_width()
-        self._rows = [[]]
-        self._fill = 0
-        self._line_of = []
-        for i in range(len(self.chips)):
-            self._place(i)
+        self.chip_layout = ChipLayout.wrap(self.chips, self.wrap_width())
         self._update_virtual_size()
 
-    def _place(self, i: int) -> None:
-        chip = self.chips[i]
-        width = min(chip.width, self._layout_width - 1) + 1  # one cell of gap after each chip
-        if self._fill and self._fill + width > self._layout_width:
-            self._rows.append([])
-            self._fill = 0
-        self._rows[-1].append(i)
-        self._line_of.append(len(self._rows) - 1)
-        self._fill += width
-        if chip.breaks:
-            self._rows.append([])
-            self._fill = 0
-
     def _update_virtual_size(self) -> None:
-        lines = len(self._rows) - (0 if self._rows[-1] else 1)
-        self.virtual_size = Size(self._layout_width, max(1, lines))
+        rows = self.chip_layout.rows
+        lines = len(rows) - (0 if rows[-1] else 1)
+        self.virtual_size = Size(self.chip_layout.width, max(1, lines))
 
     def on_resize(self, event: events.Resize) -> None:
-        if self._wrap_width() != self._layout_width:
+        if self.wrap_width() != self.chip_layout.width:
             self._relayout()
             if self.cursor is not None:
                 self._scroll_to_cursor()
@@ -176,15 +194,15 @@ class ChipView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         line_no = int(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width
-        if line_no >= len(self._rows):
+        if line_no >= len(self.chip_layout.rows):
             return Strip.blank(width)
         cursor_style = Style(reverse=True, bold=True)
         segments: list[Segment] = []
-        for i in self._rows[line_no]:
+        for i in self.chip_layout.rows[line_no]:
             chip = self.chips[i]
             label = chip.label
-            if chip.width > self._layout_width - 1:
-                label = label[: max(1, self._layout_width - 2)] + "…"
+            if chip.width > self.chip_layout.width - 1:
+                label = label[: max(1, self.chip_layout.width - 2)] + "…"
             style = self.chip_style(chip.kind)
             if i == self.cursor:
                 style = style + cursor_style
@@ -201,9 +219,9 @@ class ChipView(ScrollView, can_focus=True):
             self.post_message(self.CursorMoved(self, cursor))
 
     def _scroll_to_cursor(self) -> None:
-        if self.cursor is None or self.cursor >= len(self._line_of):
+        if self.cursor is None or self.cursor >= len(self.chip_layout.row_of):
             return
-        line = self._line_of[self.cursor]
+        line = self.chip_layout.row_of[self.cursor]
         top = int(self.scroll_offset.y)
         height = self.scrollable_content_region.height
         if line < top:
@@ -224,9 +242,9 @@ class ChipView(ScrollView, can_focus=True):
         if self.cursor is None:
             self.action_move(delta)
             return
-        line = max(0, min(len(self._rows) - 1, self._line_of[self.cursor] + delta))
-        column = self._rows[self._line_of[self.cursor]].index(self.cursor)
-        target = self._rows[line] or self._rows[max(0, line - 1)]
+        line = max(0, min(len(self.chip_layout.rows) - 1, self.chip_layout.row_of[self.cursor] + delta))
+        column = self.chip_layout.rows[self.chip_layout.row_of[self.cursor]].index(self.cursor)
+        target = self.chip_layout.rows[line] or self.chip_layout.rows[max(0, line - 1)]
         if target:
             self.follow = False
             self.cursor = target[min(column, len(target) - 1)]
@@ -239,11 +257,11 @@ class ChipView(ScrollView, can_focus=True):
     def chip_at(self, x: int, y: int) -> int | None:
         """The chip under a point of the widget (for the mouse)."""
         line_no = int(self.scroll_offset.y) + y
-        if not 0 <= line_no < len(self._rows):
+        if not 0 <= line_no < len(self.chip_layout.rows):
             return None
         column = 0
-        for i in self._rows[line_no]:
-            width = min(self.chips[i].width, self._layout_width - 1)
+        for i in self.chip_layout.rows[line_no]:
+            width = min(self.chips[i].width, self.chip_layout.width - 1)
             if column <= x < column + width + 1:
                 return i
             column += width + 1

@@ -20,25 +20,29 @@ from textual.widgets import Input, Static, TextArea
 from llmtui.engine.errors import LlmtuiError
 from llmtui.engine.text import escape_controls
 from llmtui.engine.tokens import Tokenization, TokenizerView
-from llmtui.tui.widgets.chips import Chip, ChipView, chip_label
+from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label
 
 
 def inspector_chips(tokenization: Tokenization, *, raw: bool = False) -> list[Chip]:
     """Chips for a tokenization: alternating shades show boundaries; special tokens and tokens holding
     part of a character stand out."""
     chips = []
+    made: dict[tuple[int, str], Chip] = {}  # chips are immutable, and texts repeat their tokens a lot
     view = tokenization.view
     ids, groups = tokenization.ids, tokenization.groups
+    last = len(ids) - 1
     for i, token_id in enumerate(ids):
-        shown = chip_label(view.pieces[token_id]) if raw else view.display(token_id)
-        partial = groups[i] != i or (i + 1 < len(ids) and groups[i + 1] == i)
         if token_id in view.special_ids:
             kind = "special"
-        elif partial:
+        elif groups[i] != i or (i < last and groups[i + 1] == i):
             kind = "partial"
         else:
             kind = "tok-a" if i % 2 == 0 else "tok-b"
-        chips.append(Chip(shown, kind, breaks="↵" in shown and not raw))
+        chip = made.get((token_id, kind))
+        if chip is None:
+            shown = chip_label(view.pieces[token_id]) if raw else view.display(token_id)
+            chip = made[(token_id, kind)] = Chip(shown, kind, breaks="↵" in shown and not raw)
+        chips.append(chip)
     return chips
 
 
@@ -91,10 +95,11 @@ class Inspector(Vertical):
     def _tokenize(self, view: TokenizerView, text: str, add_special_tokens: bool) -> None:
         tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
         chips = inspector_chips(tokenization, raw=self.chips.raw)
+        layout = ChipLayout.wrap(chips, self.chips.wrap_width())  # here, not on the UI thread
         compared = None
         if self.compare_view is not None:
             compared = self.compare_view.tokenize(text, add_special_tokens=add_special_tokens)
-        self.app.call_from_thread(self._show, tokenization, chips, compared)
+        self.app.call_from_thread(self._show, tokenization, chips, compared, layout)
 
     @work(thread=True, exclusive=True, group="inspect")
     def _decode_ids(self, view: TokenizerView, ids: list[int]) -> None:
@@ -103,9 +108,13 @@ class Inspector(Vertical):
         except LlmtuiError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
-        self.app.call_from_thread(self._show, tokenization, inspector_chips(tokenization), None)
+        chips = inspector_chips(tokenization)
+        layout = ChipLayout.wrap(chips, self.chips.wrap_width())
+        self.app.call_from_thread(self._show, tokenization, chips, None, layout)
 
-    def _show(self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None) -> None:
+    def _show(
+        self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None, layout: ChipLayout
+    ) -> None:
         self.tokenization = tokenization
         self.compared = compared
         text = tokenization.text
@@ -117,7 +126,7 @@ class Inspector(Vertical):
         self._line_starts = starts
         self.chips.follow = False
         self.chips.cursor = None
-        self.chips.set_chips(chips)
+        self.chips.set_chips(chips, layout)
         self.chips.scroll_home(animate=False)
         self.query_one("#inspect-source", TextArea).load_text(text)
         self._summary()
@@ -195,9 +204,7 @@ class Inspector(Vertical):
         detail.append(f"  bytes {token.hex or '—'}  chars {token.start}–{token.end}")
         if token.special:
             detail.append("  special", style="bold magenta")
-        if token.group != token.index or (
-            token.index + 1 < len(t) and t.groups[token.index + 1] == token.index
-        ):
+        if token.group != token.index or (token.index + 1 < len(t) and t.groups[token.index + 1] == token.index):
             detail.append(f"  part of a character (group from #{token.group})", style="yellow")
         self.query_one("#inspect-detail", Static).update(detail)
         if self._syncing:
@@ -205,9 +212,7 @@ class Inspector(Vertical):
         self._syncing = True
         try:
             source = self.query_one("#inspect-source", TextArea)
-            source.selection = source.selection.__class__(
-                self._location(token.start), self._location(token.end)
-            )
+            source.selection = source.selection.__class__(self._location(token.start), self._location(token.end))
             source.scroll_cursor_visible()
         finally:
             self._syncing = False

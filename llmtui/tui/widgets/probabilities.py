@@ -46,9 +46,7 @@ class ProbabilitySidebar(Vertical):
         self.sparkline_of = "prob"
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            "No step selected. Generate a reply, then move the cursor over its tokens.", id="step-info"
-        )
+        yield Static("No step selected. Generate a reply, then move the cursor over its tokens.", id="step-info")
         yield CandidateList(id="candidates")
         yield Static("", id="spark-label")
         yield Sparkline([], id="sparkline")
