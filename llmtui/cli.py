@@ -231,11 +231,14 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from llmtui.store.settings import load_settings
     from llmtui.tui.app import LlmtuiApp
 
-    settings = _settings(args)
+    # Problems in settings.toml are shown inside the app, where they are not scrolled away.
+    settings, problems = load_settings(args.config)
     app = LlmtuiApp(
         settings=settings,
+        notices=[str(p) for p in problems],
         model=args.model,
         device=args.device,
         dtype=args.dtype,

@@ -129,6 +129,7 @@ class LlmtuiApp(App[int]):
         config_path: str | None = None,
         store: ConversationStore | None = None,
         conversation: Conversation | None = None,
+        notices: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.settings = settings or Settings()
@@ -150,8 +151,8 @@ class LlmtuiApp(App[int]):
         self._frames = 0
         self._unshown = ""  # reply text not yet handed to the Markdown widget
         self._shown_at = 0.0
-        self._theme_problems: list[str] = []
-        themes, self._theme_problems = load_themes()
+        themes, theme_problems = load_themes()
+        self._notices = [*notices, *theme_problems]
         for theme in themes:
             self.register_theme(theme)
         self.theme = self.settings.theme if self.settings.theme in self.available_themes else "llmtui-dark"
@@ -202,8 +203,8 @@ class LlmtuiApp(App[int]):
         self.query_one(Composer).focus()
         self._activate_pane("tokens")
         self.set_interval(FRAME_SECONDS, self._drain)
-        for problem in self._theme_problems:
-            self.notify(problem, severity="warning", markup=False)
+        for notice in self._notices:
+            self.notify(notice, severity="warning", timeout=10, markup=False)
         if self.conversation.turns:
             self.call_after_refresh(self._show_conversation)
         loop = asyncio.get_running_loop()

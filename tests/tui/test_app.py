@@ -213,7 +213,9 @@ async def test_model_output_is_data_not_markup(make_app):
     conversation.turns.append(Turn("assistant", [Version(hostile)]))
     app = make_app(conversation=conversation)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.5)
+        await wait_ready(pilot)
+        await wait_for(pilot, lambda: len(app.query(MessageView)) == 2)
+        await pilot.pause(0.2)
         screen = app.export_screenshot()
         assert "[bold]x[/bold]" in screen.replace("&#160;", " ")
         assert "\x1b" not in screen and "\x07" not in screen
@@ -279,3 +281,27 @@ def test_app_module_does_not_import_torch():
     code = "import sys, llmtui.tui.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+async def test_inspector_ids_on_demand_and_compare_with_a_second_tokenizer(make_app, tiny_long_model_dir):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        inspector = app.query_one(Inspector)
+        await pilot.press("f5", *"Hello world", "enter")
+        await wait_for(
+            pilot, lambda: inspector.tokenization is not None and inspector.tokenization.text == "Hello world"
+        )
+        inspector.chips.focus()
+        await pilot.press("i")
+        await pilot.pause(0.1)
+        first = inspector.tokenization[0]
+        assert inspector.chips.chips[0].label.endswith(f"│{first.token_id}")
+        app.query_one("#inspect-input").focus()
+        app.query_one("#inspect-input").value = f"compare: {tiny_long_model_dir}"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: inspector.compared is not None)
+        assert inspector.compared.text == "Hello world"
+        assert app.query_one("#compare-chips").display
+        assert len(app.query_one("#compare-chips").chips) == inspector.compared.count
+        assert "vs " in str(app.query_one("#inspect-summary").render())

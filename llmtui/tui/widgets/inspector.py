@@ -23,7 +23,7 @@ from llmtui.engine.tokens import Tokenization, TokenizerView
 from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label
 
 
-def inspector_chips(tokenization: Tokenization, *, raw: bool = False) -> list[Chip]:
+def inspector_chips(tokenization: Tokenization, *, raw: bool = False, show_ids: bool = False) -> list[Chip]:
     """Chips for a tokenization: alternating shades show boundaries; special tokens and tokens holding
     part of a character stand out."""
     chips = []
@@ -41,18 +41,25 @@ def inspector_chips(tokenization: Tokenization, *, raw: bool = False) -> list[Ch
         chip = made.get((token_id, kind))
         if chip is None:
             shown = chip_label(view.pieces[token_id]) if raw else view.display(token_id)
-            chip = made[(token_id, kind)] = Chip(shown, kind, breaks="↵" in shown and not raw)
+            breaks = "↵" in shown and not raw
+            if show_ids:
+                shown = f"{shown}│{token_id}"
+            chip = made[(token_id, kind)] = Chip(shown, kind, breaks=breaks)
         chips.append(chip)
     return chips
 
 
 class InspectorChips(ChipView):
-    BINDINGS = [Binding("r", "toggle_raw", "Raw pieces")]
+    BINDINGS = [Binding("r", "toggle_raw", "Raw pieces"), Binding("i", "toggle_ids", "Token ids")]
 
     raw: reactive[bool] = reactive(False)
+    show_ids: reactive[bool] = reactive(False)
 
     def action_toggle_raw(self) -> None:
         self.raw = not self.raw
+
+    def action_toggle_ids(self) -> None:
+        self.show_ids = not self.show_ids
 
 
 class Inspector(Vertical):
@@ -75,6 +82,7 @@ class Inspector(Vertical):
         )
         yield Static("The inspector shows the prompt once the tokenizer is loaded.", id="inspect-summary")
         yield InspectorChips(id="inspect-chips")
+        yield ChipView(id="compare-chips")  # the same text under the compared tokenizer, when there is one
         yield Static("", id="inspect-detail")
         yield TextArea("", id="inspect-source", read_only=True, soft_wrap=True, show_line_numbers=False)
 
@@ -94,7 +102,7 @@ class Inspector(Vertical):
     @work(thread=True, exclusive=True, group="inspect")
     def _tokenize(self, view: TokenizerView, text: str, add_special_tokens: bool) -> None:
         tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
-        chips = inspector_chips(tokenization, raw=self.chips.raw)
+        chips = inspector_chips(tokenization, raw=self.chips.raw, show_ids=self.chips.show_ids)
         layout = ChipLayout.wrap(chips, self.chips.wrap_width())  # here, not on the UI thread
         compared = None
         if self.compare_view is not None:
@@ -128,6 +136,10 @@ class Inspector(Vertical):
         self.chips.cursor = None
         self.chips.set_chips(chips, layout)
         self.chips.scroll_home(animate=False)
+        other = self.query_one("#compare-chips", ChipView)
+        other.display = compared is not None
+        if compared is not None:
+            other.set_chips(inspector_chips(compared, show_ids=self.chips.show_ids))
         self.query_one("#inspect-source", TextArea).load_text(text)
         self._summary()
         self.query_one("#inspect-detail", Static).update("")
@@ -194,6 +206,8 @@ class Inspector(Vertical):
 
     def on_chip_view_cursor_moved(self, message: ChipView.CursorMoved) -> None:
         message.stop()
+        if message.view is not self.chips:
+            return
         t = self.tokenization
         if t is None or message.index >= len(t):
             return
@@ -234,8 +248,10 @@ class Inspector(Vertical):
                 self._syncing = False
 
     def on_mount(self) -> None:
-        self.watch(self.chips, "raw", self._raw_changed, init=False)
+        self.query_one("#compare-chips", ChipView).display = False
+        self.watch(self.chips, "raw", self._labels_changed, init=False)
+        self.watch(self.chips, "show_ids", self._labels_changed, init=False)
 
-    def _raw_changed(self, raw: bool) -> None:
+    def _labels_changed(self) -> None:
         if self.tokenization is not None:
-            self.chips.set_chips(inspector_chips(self.tokenization, raw=raw))
+            self.chips.set_chips(inspector_chips(self.tokenization, raw=self.chips.raw, show_ids=self.chips.show_ids))
