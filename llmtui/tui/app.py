@@ -38,7 +38,7 @@ from llmtui.engine.events import TokenEvent, decode_rate
 from llmtui.engine.generation import SamplingParams
 from llmtui.engine.text import escape_controls
 from llmtui.store.conversations import ConversationStore, StoreError
-from llmtui.store.settings import Settings, SettingsFileError, save_settings
+from llmtui.store.settings import Settings, save_settings
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.themes import DEFAULT_VARIABLES, load_themes
 from llmtui.tui.widgets.chips import ChipView
@@ -477,7 +477,7 @@ class LlmtuiApp(App[int]):
     def action_stop(self) -> None:
         if self.generation is not None:
             self.generation.stop()
-        elif isinstance(self.screen, Screen) and self.focused is not None and not isinstance(self.focused, Composer):
+        elif self.focused is not None and not isinstance(self.focused, Composer):
             self.query_one(Composer).focus()
 
     def _last_reply(self) -> int | None:
@@ -843,7 +843,7 @@ class LlmtuiApp(App[int]):
             settings = settings.with_value("system_prompt", system)
             self.settings = settings
             save_settings(settings, self.config_path)
-        except (LlmtuiError, SettingsFileError, OSError) as exc:
+        except (LlmtuiError, OSError) as exc:  # SettingsFileError is an LlmtuiError
             self.notify(str(exc), severity="error", markup=False)
             return
         self.notify("Settings saved.")
