@@ -367,8 +367,7 @@ class LlmtuiApp(App[int]):
             self.notify(f"{prompt.dropped_turns} oldest turns were left out to fit the context.", severity="warning")
         if not prompt.templated:
             self.notify("This tokenizer has no chat template; using the plain format.", severity="warning")
-        self.query_one(Inspector).source_title = "prompt"
-        self.action_inspect_prompt()
+        self._show_prompt(prompt)
         version.partial = True
         self.run_worker(partial(self._decode, generation), thread=True, group="generate", exit_on_error=False)
 
@@ -643,17 +642,22 @@ class LlmtuiApp(App[int]):
         """Show the prompt exactly as the model receives it (after the chat template) in the inspector."""
         if self.engine is None:
             return
-        inspector = self.query_one(Inspector)
-        if inspector.source_title != "prompt":
-            return
+        if self.query_one(Inspector).source_title != "prompt":
+            return  # the user is inspecting other text: leave it, and skip the render
         try:
             index = self.live_turn if self.live_turn is not None else len(self.conversation.turns)
             prompt = self.engine.render(self.conversation.messages(upto=index))
         except LlmtuiError:
             return
-        inspector.show_text(prompt.text, title="prompt", add_special_tokens=not prompt.templated)
+        self._show_prompt(prompt)
         if self.generation is None:
             self.status.set(context_used=len(prompt.ids))
+
+    def _show_prompt(self, prompt: Any) -> None:
+        """Hand a rendered prompt to the inspector, if it is showing the prompt."""
+        inspector = self.query_one(Inspector)
+        if inspector.source_title == "prompt":
+            inspector.show_text(prompt.text, title="prompt", add_special_tokens=not prompt.templated)
 
     # -- the composer -----------------------------------------------------------------------------------
 
