@@ -44,11 +44,11 @@ def _out(text: str) -> None:
 
 def _human_size(n: int) -> str:
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{size:.1f} TB"
+    return f"{size:.1f} GB"
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -357,11 +357,8 @@ def _replay(args: argparse.Namespace, conversation: Any) -> int:
     settings = _settings(args)
     engine = Engine(models.load(args.model or conversation.model or settings.model))
     params = engine.default_params(**{**settings.sampling.to_overrides(), "temperature": 0.0})
-    from llmtui.engine.tokens import TokenizerView
-
-    view = TokenizerView(engine.tokenizer, "model")
     for divergence in rerun(engine, conversation, params):
-        print(divergence.describe(view.display))
+        print(divergence.describe(engine.view.display))
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from llmtui.engine.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
 from llmtui.engine.events import Candidate, ReplyStats, TokenEvent, decode_rate
 from llmtui.engine.models import LoadedModel
+from llmtui.engine.tokens import TokenizerView
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -71,9 +72,9 @@ class SamplingParams:
 
     def with_value(self, name: str, text: str) -> SamplingParams:
         """A copy with one field parsed from text (for `/set`, `config set` and the settings panel)."""
-        types = {f.name: f.type for f in fields(self)}
-        if name not in types:
-            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(types)}")
+        names = [f.name for f in fields(self)]
+        if name not in names:
+            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(names)}")
         value: Any
         try:
             if name == "stop":
@@ -130,14 +131,8 @@ class Engine:
         if eos is None:
             eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or []))
-        self._pieces: list[str] | None = None
-
-    @property
-    def pieces(self) -> list[str]:
-        """The raw vocabulary piece of every id, built once (cheaper than converting per step)."""
-        if self._pieces is None:
-            self._pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        return self._pieces
+        # One view of the tokenizer for the decode loop's pieces and for every pane that shows tokens.
+        self.view = TokenizerView(self.tokenizer, loaded.info.name)
 
     def default_params(self, **overrides: Any) -> SamplingParams:
         return SamplingParams.from_generation_config(self.model.generation_config, **overrides)
@@ -247,7 +242,7 @@ class Generation:
 
         engine, params = self.engine, self.params
         model, device = engine.model, engine.loaded.device
-        pieces = engine.pieces
+        pieces = engine.view.pieces  # built once per model, not per step
         ids = [*self.prompt.ids, *self.prefix]
         budget = min(params.max_new_tokens, engine.context_length - len(ids))
         self._t0 = time.perf_counter()

@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,6 @@ class LoadedModel:
     device: Any  # torch.device of the input embeddings
     dtype: Any  # torch.dtype
     info: ModelInfo
-    pieces: list[str] = field(default_factory=list, repr=False)
 
 
 def quiet_libraries() -> None:
@@ -220,7 +219,7 @@ def load_tokenizer(spec: str) -> Any:
     works too; anything else goes through transformers' AutoTokenizer and its fast backend.
     """
     source = resolve(spec)
-    path = checkpoint_dir(source) if source.is_gguf else source.path
+    path = checkpoint_dir(source)
     from tokenizers import Tokenizer
 
     try:

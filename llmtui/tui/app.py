@@ -141,7 +141,6 @@ class LlmtuiApp(App[int]):
         self._store = store
         self.conversation = conversation or Conversation(system=self.settings.system_prompt)
         self.engine: Any = None  # llmtui.engine.generation.Engine, once loaded
-        self.view: Any = None  # llmtui.engine.tokens.TokenizerView of the loaded model
         self.params = SamplingParams(**self.settings.sampling.to_overrides()).validate()
         self.generation: Any = None
         self.live_turn: int | None = None
@@ -225,6 +224,11 @@ class LlmtuiApp(App[int]):
             self._activate_pane(message.tab.id.removeprefix("tab-"))
 
     @property
+    def view(self) -> Any:
+        """The loaded model's TokenizerView, or None while no model is loaded."""
+        return self.engine.view if self.engine is not None else None
+
+    @property
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
@@ -234,7 +238,6 @@ class LlmtuiApp(App[int]):
     def load_model(self, spec: str) -> None:
         from llmtui.engine import models
         from llmtui.engine.generation import Engine
-        from llmtui.engine.tokens import TokenizerView
 
         def progress(fraction: float, what: str) -> None:
             self.call_from_thread(self._load_progress, fraction, what)
@@ -255,15 +258,14 @@ class LlmtuiApp(App[int]):
 
                 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
             engine = Engine(loaded)
-            view = TokenizerView(loaded.tokenizer, loaded.info.name)
-            view.pieces  # noqa: B018 - build the piece table here, not on the UI thread
+            engine.view.pieces  # noqa: B018 - build the piece table here, not on the UI thread
         except LlmtuiError as exc:
             self.call_from_thread(self._load_failed, str(exc))
             return
         except Exception as exc:
             self.call_from_thread(self._load_failed, f"unexpected error while loading {spec}: {exc}")
             return
-        self.call_from_thread(self._model_ready, engine, view)
+        self.call_from_thread(self._model_ready, engine)
 
     def _load_progress(self, fraction: float, what: str) -> None:
         self.query_one("#progress", ProgressBar).update(progress=fraction)
@@ -275,9 +277,9 @@ class LlmtuiApp(App[int]):
         self.notify(message, title="Model failed to load", severity="error", timeout=10, markup=False)
         self._note(f"Model failed to load: {message}")
 
-    def _model_ready(self, engine: Any, view: Any) -> None:
+    def _model_ready(self, engine: Any) -> None:
         self.engine = engine
-        self.view = view
+        view = engine.view
         info = engine.loaded.info
         self.params = engine.default_params(**self.settings.sampling.to_overrides())
         self.query_one("#progress", ProgressBar).display = False

@@ -40,7 +40,7 @@ def test_event_fields_are_consistent(tiny_engine):
         assert math.isclose(e.prob, e.candidates[0].prob)
         assert e.sampled_prob == 1.0
         assert 0 <= e.entropy <= math.log(len(tiny_engine.tokenizer)) + 1e-4
-        assert e.candidates[0].piece == tiny_engine.pieces[e.token_id]
+        assert e.candidates[0].piece == tiny_engine.view.pieces[e.token_id]
     assert [e.elapsed for e in events] == sorted(e.elapsed for e in events)
     stats = generation.stats
     assert stats.new_tokens == len(events) and stats.prompt_tokens == len(prompt.ids)
