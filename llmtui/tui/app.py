@@ -436,32 +436,32 @@ class LlmtuiApp(App[int]):
             return
         version = self.conversation.turns[index].version
         stats = generation.stats
-        if stats is not None and version.stats is not None and generation.prefix and version.branched_from is None:
-            # A continuation: the reply's figures cover both parts.
-            stats = replace(stats, new_tokens=stats.new_tokens + version.stats.new_tokens)
+        if stats is not None and generation.prefix:
+            # Continued or branched: the reply's count covers the steps it kept as well as the new ones.
+            stats = replace(stats, new_tokens=len(version.events))
         version.stats = stats
         version.partial = error is not None or (stats is not None and stats.stop_reason == "stopped")
         version.error = error
-        view = self.query_one(ConversationView).message(index)
-        if view is not None:
-            view.refresh_turn()
         self.query_one(ProbabilitySidebar).show_reply(version.events)
-        state = "error" if error else ("stopped" if version.partial else "ready")
-        self.status.set(state=state, detail=error or "")
-        if error:
-            self.notify(error, title="Reply failed", severity="error", timeout=10, markup=False)
-        self.autosave()
+        self._reply_ended(index, "Reply failed")
         self.action_inspect_prompt()
 
     def _reply_failed(self, index: int, message: str) -> None:
         version = self.conversation.turns[index].version
         version.error = message
         version.partial = True
+        self._reply_ended(index, "Cannot reply")
+
+    def _reply_ended(self, index: int, error_title: str) -> None:
+        """Show how a reply ended (message footer, status, a notification on error) and save it."""
+        version = self.conversation.turns[index].version
         view = self.query_one(ConversationView).message(index)
         if view is not None:
             view.refresh_turn()
-        self.status.set(state="error", detail=message)
-        self.notify(message, title="Cannot reply", severity="error", timeout=10, markup=False)
+        state = "error" if version.error else ("stopped" if version.partial else "ready")
+        self.status.set(state=state, detail=version.error or "")
+        if version.error:
+            self.notify(version.error, title=error_title, severity="error", timeout=10, markup=False)
         self.autosave()
 
     # -- actions on replies -----------------------------------------------------------------------------
