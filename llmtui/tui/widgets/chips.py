@@ -144,12 +144,6 @@ class ChipView(ScrollView, can_focus=True):
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
-    def replace_chip(self, index: int, chip: Chip) -> None:
-        """Change one chip in place (same width assumed unless relaid)."""
-        self.chips[index] = chip
-        self._relayout()
-        self.refresh()
-
     # -- layout -----------------------------------------------------------------------------------------
 
     def wrap_width(self) -> int:
