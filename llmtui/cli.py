@@ -95,6 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.model or settings.model,
         device=args.device or settings.device,
         dtype=args.dtype or settings.dtype,
+        forward=args.forward or settings.forward,
+        quantize=args.quantize or settings.quantize,
         trust_remote_code=args.trust_remote_code,
     )
     engine = Engine(loaded)
@@ -159,6 +161,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  context length  {info.context_length or 'unknown'}")
     print(f"  vocabulary      {info.vocab_size}")
     print(f"  weights         {_human_size(info.size_bytes)} · {info.fingerprint}")
+    print(f"  forward pass    {'plain' if info.forward == 'plain' else 'transformers: ' + info.forward}")
     print("  special tokens")
     for name, token in info.special_tokens.items():
         print(f"    {name:<14}{escape_controls(token)} ({info.special_token_ids[name]})")
@@ -242,6 +245,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         dtype=args.dtype,
+        forward=args.forward,
+        quantize=args.quantize,
         trust_remote_code=args.trust_remote_code,
         config_path=args.config,
     )
@@ -417,6 +422,14 @@ def _add_config_commands(sub: Any) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype (auto)")
+    p.add_argument(
+        "--forward",
+        choices=("auto", "plain", "transformers"),
+        help="decode with llmtui's plain forward pass (Llama family) or transformers' (auto: plain where it runs)",
+    )
+    p.add_argument(
+        "--quantize", choices=("none", "int8"), help="int8: faster CPU decoding, probabilities move slightly (none)"
+    )
     p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
 
 
@@ -468,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_commands(sub)
     _add_history_commands(sub)
     # Bare `llmtui` is `llmtui chat`.
-    parser.set_defaults(func=cmd_chat, model=None, device=None, dtype=None, trust_remote_code=False)
+    parser.set_defaults(
+        func=cmd_chat, model=None, device=None, dtype=None, forward=None, quantize=None, trust_remote_code=False
+    )
     return parser
 
 

@@ -80,29 +80,47 @@ def fast_tokenizer(tok, *, chat_template: str | None = CHATML):
     return fast
 
 
-def tiny_llama(directory: Path, *, chat_template: str | None = CHATML, context: int = 256, seed: int = 0) -> Path:
-    """A 2-layer random Llama with a byte-level BPE tokenizer, saved as a normal checkpoint."""
+def tiny_llama(
+    directory: Path,
+    *,
+    chat_template: str | None = CHATML,
+    context: int = 256,
+    seed: int = 0,
+    architecture: str = "llama",
+    tied: bool = False,
+) -> Path:
+    """A 2-layer random decoder with a byte-level BPE tokenizer, saved as a normal checkpoint.
+
+    ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
+    architecture the plain forward pass does not run).
+    """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config
 
     tokenizer = fast_tokenizer(byte_level_bpe(), chat_template=chat_template)
-    config = LlamaConfig(
+    config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma": GemmaConfig}[architecture]
+    config = config_class(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=16,
         max_position_embeddings=context,
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=2,
+        tie_word_embeddings=tied,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    # Sharpen the random logits a little so distributions are not flat (more like a real model).
+    model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
+        # Sharpen the random logits a little so distributions are not flat (more like a real model).
         model.lm_head.weight.mul_(8)
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):  # transformers starts biases at zero, which would test nothing
+                param.normal_(0, 0.5)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -58,3 +58,19 @@ def default_engine(default_loaded):
     from llmtui.engine.generation import Engine
 
     return Engine(default_loaded)
+
+
+@pytest.fixture(scope="session")
+def default_reference():
+    """The default model as transformers loads it, weights untouched: the reference for exactness."""
+    from llmtui.engine import models
+
+    return models.load("default", device="cpu", forward="transformers")
+
+
+@pytest.fixture(scope="session")
+def default_int8_engine():
+    from llmtui.engine import models
+    from llmtui.engine.generation import Engine
+
+    return Engine(models.load("default", device="cpu", quantize="int8"))

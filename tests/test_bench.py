@@ -21,12 +21,19 @@ def test_quick_bench_runs_every_suite(tiny_long_model_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    names = [f["name"] for f in result["figures"]]
+    figures = {f["name"]: f for f in result["figures"]}
+    names = list(figures)
     for expected in (
-        "engine decode with top-10 capture",
+        "engine decode, transformers forward",
+        "engine decode, plain forward (exact)",
+        "engine decode, plain forward, int8 weights",
         "start to first paint",
         "vocabulary search, 150,000 tokens",
         "render one token at token 10,000",
     ):
         assert expected in names
-    assert all(f["baseline"] > 0 and f["value"] > 0 for f in result["figures"])
+    assert all(f["baseline"] > 0 and f["value"] > 0 for f in result["figures"] if f["baseline_name"])
+    # The exact mode's promise, checked on every CI run: the same greedy tokens as transformers.
+    exact = figures["engine decode, plain forward (exact)"]["extra"]
+    assert exact["greedy_agreement"] == 1.0 and exact["max_abs_dp"] < 1e-3
+    assert figures["engine decode, plain forward, int8 weights"]["extra"]["max_abs_dp"] > 0

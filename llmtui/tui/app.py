@@ -125,6 +125,8 @@ class LlmtuiApp(App[int]):
         model: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
+        forward: str | None = None,
+        quantize: str | None = None,
         trust_remote_code: bool = False,
         config_path: str | None = None,
         store: ConversationStore | None = None,
@@ -137,6 +139,8 @@ class LlmtuiApp(App[int]):
         self.model_spec = model or self.settings.model
         self.device_choice = device or self.settings.device
         self.dtype_choice = dtype or self.settings.dtype
+        self.forward_choice = forward or self.settings.forward
+        self.quantize_choice = quantize or self.settings.quantize
         self.trust_remote_code = trust_remote_code
         self._store = store
         self.conversation = conversation or Conversation(system=self.settings.system_prompt)
@@ -247,16 +251,11 @@ class LlmtuiApp(App[int]):
                 spec,
                 device=self.device_choice,
                 dtype=self.dtype_choice,
+                forward=self.forward_choice,
+                quantize=self.quantize_choice,
                 trust_remote_code=self.trust_remote_code,
                 progress=progress,
             )
-            if loaded.device.type == "cpu":
-                # The decode loop and the UI share the GIL and the cores; an OpenMP team on every core
-                # stalls whenever the UI thread runs. Small models are memory-bound: one core less costs
-                # them nothing, and the UI keeps a core of its own.
-                import torch
-
-                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
             engine = Engine(loaded)
             engine.view.pieces  # noqa: B018 - build the piece table here, not on the UI thread
         except LlmtuiError as exc:
@@ -290,7 +289,7 @@ class LlmtuiApp(App[int]):
         self.status.set(
             model=info.name,
             device=str(engine.loaded.device),
-            dtype=str(engine.loaded.dtype).replace("torch.", ""),
+            dtype=engine.loaded.weights,
             context_max=engine.context_length,
             state="ready",
             detail="",
@@ -742,7 +741,9 @@ class LlmtuiApp(App[int]):
         if self.engine is not None:
             info = self.engine.loaded.info
             lines.append(f"  {info.architecture} · {info.parameters or 0:,} parameters · context {info.context_length}")
-            lines.append(f"  device {self.engine.loaded.device} · {self.engine.loaded.dtype}")
+            loaded = self.engine.loaded
+            forward = loaded.forward
+            lines.append(f"  device {loaded.device} · {loaded.weights} · forward pass {forward.name} ({forward.note})")
         lines.append(
             f"sampling temperature {p.temperature} · top_k {p.top_k} · top_p {p.top_p} · "
             f"repetition_penalty {p.repetition_penalty} · max_new_tokens {p.max_new_tokens} · seed {p.seed} · "

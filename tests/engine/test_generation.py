@@ -223,14 +223,19 @@ def test_with_value_parses_text():
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("question", ["What is the capital of France?", "你是谁?"])
-def test_greedy_is_identical_to_generate_on_the_default_model(default_engine, default_loaded, question):
+@pytest.mark.parametrize(
+    "question", ["What is the capital of France?", "你是谁?", "Write a Python function that reverses a list."]
+)
+def test_greedy_is_identical_to_generate_on_the_default_model(default_engine, default_reference, question):
+    """The engine (plain forward pass, re-laid weights) against transformers on weights as loaded."""
+    assert default_engine.forward.name == "plain"
     prompt = default_engine.render(_chat(question))
     generation = default_engine.generate(prompt, SamplingParams(max_new_tokens=40))
     events = list(generation)
     ids = [e.token_id for e in events]
-    ref = default_loaded.model.generate(torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=40)
+    ref = default_reference.model.generate(torch.tensor([prompt.ids]), do_sample=False, max_new_tokens=40)
     assert ids == ref[0, len(prompt.ids) :].tolist()
+    default_loaded = default_reference
     text = "".join(e.text for e in events)
     assert "\ufffd" not in text
     assert text == default_loaded.tokenizer.decode(ids, skip_special_tokens=True)
