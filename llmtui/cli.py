@@ -123,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.verbose and stats is not None:
         print(
             f"prompt tokens {stats.prompt_tokens} · new tokens {stats.new_tokens} · ttft {stats.ttft_s:.3f} s · "
-            f"{stats.tokens_per_second:.1f} tokens/s · stop: {stats.stop_reason}",
+            f"{stats.tokens_per_second:.1f} tokens/s · stop: {stats.stop_reason} · "
+            f"{engine.forward.name} forward pass, {loaded.weights} weights",
             file=sys.stderr,
         )
     return 0

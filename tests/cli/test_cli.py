@@ -54,6 +54,11 @@ def test_run_streams_text_and_json(tiny_model_dir):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip()
     assert "new tokens 8" in proc.stderr.decode()
+    assert "plain forward pass, float32 weights" in proc.stderr.decode()
+
+    proc = llmtui("run", str(tiny_model_dir), "Hello", "--max-new-tokens", "8", "-v", "--quantize", "int8")
+    assert proc.returncode == 0, proc.stderr
+    assert "plain forward pass, int8 weights" in proc.stderr.decode()
 
     proc = llmtui(
         "run",
@@ -92,6 +97,8 @@ def test_run_streams_text_and_json(tiny_model_dir):
         (["run", "default", "hi", "--temperature", "-1"], None, ["temperature"]),
         (["run", "default", "hi", "--top-p", "2"], None, ["top_p"]),
         (["run", "default", "hi", "--max-new-tokens", "abc"], None, ["max-new-tokens"]),
+        (["run", "default", "hi", "--quantize", "int4"], None, ["--quantize", "int4"]),
+        (["run", "default", "hi", "--forward", "transformers", "--quantize", "int8"], None, ["int8", "plain"]),
         (["tokenize", "-"], b"\xff\xfe bad", ["UTF-8"]),
         (["tokenize", ""], None, ["empty"]),
         (["show", "/definitely/not/here"], None, ["does not exist"]),
@@ -148,6 +155,17 @@ def test_list_and_show(tiny_model_dir):
     assert shown["architecture"] == "LlamaForCausalLM" and shown["context_length"] == 256
     text = llmtui("show", str(tiny_model_dir)).stdout.decode()
     assert "chat template" in text and "<|im_end|>" in text
+    assert shown["forward"] == "plain" and "forward pass    plain" in text
+
+
+def test_models_the_plain_pass_cannot_run(tmp_path):
+    gemma = builders.tiny_llama(tmp_path / "gemma", architecture="gemma")
+    assert "transformers: the gemma architecture" in llmtui("show", str(gemma)).stdout.decode()
+    proc = llmtui("run", str(gemma), "Hello", "--max-new-tokens", "3", "-v")
+    assert proc.returncode == 0 and "transformers forward pass" in proc.stderr.decode(), proc.stderr
+    assert_one_line_error(
+        llmtui("run", str(gemma), "Hello", "--forward", "plain"), "cannot run this model", "gemma architecture"
+    )
 
 
 def test_config_path_set_show(private_dirs):
@@ -156,6 +174,9 @@ def test_config_path_set_show(private_dirs):
     assert llmtui("config", "set", "sampling.temperature", "0.4").returncode == 0
     assert_one_line_error(llmtui("config", "set", "sampling.top_p", "7"), "top_p")
     assert_one_line_error(llmtui("config", "set", "no.such", "1"), "unknown setting")
+    assert llmtui("config", "set", "quantize", "int8").returncode == 0
+    assert_one_line_error(llmtui("config", "set", "quantize", "int4"), "none or int8")
+    assert_one_line_error(llmtui("config", "set", "forward", "fast"), "auto, plain or transformers")
     shown = llmtui("config", "show").stdout.decode()
     assert "temperature = 0.4" in shown
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
