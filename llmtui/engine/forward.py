@@ -73,8 +73,6 @@ def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Fo
     if quantize == "int8" and model.get_input_embeddings().weight.device.type != "cpu":
         raise InvalidValue("int8 weights are for the CPU; on a GPU, bfloat16 (the default there) is the fast choice")
     if kind == "transformers":
-        if quantize != "none":
-            raise InvalidValue("int8 weights need the plain forward pass, not transformers'")
         return TransformersForward(model, "asked for")
     reason = unsupported(model.config) or PlainForward.unsupported(model)
     if reason is None:
@@ -93,6 +91,8 @@ def check_choices(kind: str, quantize: str) -> None:
         raise InvalidValue(f"unknown forward {kind!r}: use one of {', '.join(FORWARDS)}")
     if quantize not in QUANTIZE:
         raise InvalidValue(f"unknown quantize {quantize!r}: use one of {', '.join(QUANTIZE)}")
+    if kind == "transformers" and quantize != "none":
+        raise InvalidValue("int8 weights need the plain forward pass, not transformers'")
 
 
 def unsupported(config: Any) -> str | None:

@@ -50,14 +50,10 @@ def test_version():
 
 
 def test_run_streams_text_and_json(tiny_model_dir):
-    proc = llmtui("run", str(tiny_model_dir), "Hello", "--max-new-tokens", "8", "-v")
+    proc = llmtui("run", str(tiny_model_dir), "Hello", "--max-new-tokens", "8", "-v", "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip()
     assert "new tokens 8" in proc.stderr.decode()
-    assert "plain forward pass, float32 weights" in proc.stderr.decode()
-
-    proc = llmtui("run", str(tiny_model_dir), "Hello", "--max-new-tokens", "8", "-v", "--quantize", "int8")
-    assert proc.returncode == 0, proc.stderr
     assert "plain forward pass, int8 weights" in proc.stderr.decode()
 
     proc = llmtui(
@@ -161,8 +157,6 @@ def test_list_and_show(tiny_model_dir):
 def test_models_the_plain_pass_cannot_run(tmp_path):
     gemma = builders.tiny_llama(tmp_path / "gemma", architecture="gemma")
     assert "transformers: the gemma architecture" in llmtui("show", str(gemma)).stdout.decode()
-    proc = llmtui("run", str(gemma), "Hello", "--max-new-tokens", "3", "-v")
-    assert proc.returncode == 0 and "transformers forward pass" in proc.stderr.decode(), proc.stderr
     assert_one_line_error(
         llmtui("run", str(gemma), "Hello", "--forward", "plain"), "cannot run this model", "gemma architecture"
     )
