@@ -51,7 +51,7 @@ def test_signal_during_a_reply_saves_it_as_partial(tiny_long_model_dir, private_
             assert time.monotonic() < deadline, "the reply never started"
             time.sleep(0.05)
         proc.send_signal(sig)
-        assert proc.wait(30) == 0
+        assert proc.wait(30) == 0, proc.stderr.read().decode()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
