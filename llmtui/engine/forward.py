@@ -210,8 +210,8 @@ class PlainForward:
     def __init__(self, model: Any, quantize: str = "none", *, input_major: bool | None = None) -> None:
         config = model.config
         inner = model.model
-        self.model = model
-        self.device = model.get_input_embeddings().weight.device
+        self.prompt = TransformersForward(model)  # reads the prompt; its cache then seeds the reply's
+        self.device = self.prompt.device
         self.dtype = model.get_input_embeddings().weight.dtype
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
@@ -307,18 +307,14 @@ class _PlainPass:
     @torch.inference_mode()
     @torch.inference_mode()
     def prefill(self, ids: Sequence[int]) -> torch.Tensor:
-        from transformers import DynamicCache
-
-        f = self.forward
-        cache = DynamicCache(config=f.model.config)
-        input_ids = torch.tensor([list(ids)], device=f.device)
-        logits = f.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        prompt = _TransformersPass(self.forward.prompt)
+        logits = prompt.prefill(ids)
         n = len(ids)
-        for i, layer in enumerate(cache.layers):
+        for i, layer in enumerate(prompt.cache.layers):
             self.keys[i][:, :n] = layer.keys[0]
             self.values[i][:, :n] = layer.values[0]
         self.length = n
-        return logits[0, -1]
+        return logits
 
     @torch.inference_mode()
     def step(self, token: torch.Tensor) -> torch.Tensor:

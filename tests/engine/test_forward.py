@@ -51,11 +51,8 @@ def test_other_architectures_fall_back_to_transformers(tmp_path):
     assert loaded.forward.name == "transformers"
     assert "gemma" in loaded.forward.note
     assert "gemma" in loaded.info.forward
-    events = list(
-        Engine(loaded).generate(
-            Engine(loaded).render([{"role": "user", "content": "hi"}]), SamplingParams(max_new_tokens=5)
-        )
-    )
+    engine = Engine(loaded)
+    events = list(engine.generate(engine.render([{"role": "user", "content": "hi"}]), SamplingParams(max_new_tokens=5)))
     assert len(events) >= 1
     with pytest.raises(InvalidValue, match="cannot run this model: the gemma architecture"):
         models.load(str(directory), device="cpu", forward="plain")
