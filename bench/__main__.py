@@ -57,8 +57,9 @@ def _best(fn: Callable[[], float], repeat: int) -> float:
 def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
     import torch
 
+    from llmtui.core.sampling import SamplingParams
     from llmtui.engine import models
-    from llmtui.engine.generation import Engine, SamplingParams
+    from llmtui.engine.generation import Engine
 
     # The baseline runs on weights exactly as transformers loads them; the plain forward pass re-lays its own.
     options = {"device": args.device, "dtype": args.dtype}
@@ -239,7 +240,7 @@ else:
     app = Bare()
 async def pilot(p):
     if sys.argv[2] == "llmtui":
-        while p.app.engine is None and p.app.status.state != "error":
+        while p.app.backend is None and p.app.status.state != "error":
             await p.pause(0.02)
         stamps["ready"] = time.time() - start
     await p.pause(0.1)
@@ -326,13 +327,14 @@ def bench_app(args: argparse.Namespace, figures: list[Figure]) -> None:
 async def _keypress_latency(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     from textual import events
 
-    from llmtui.engine.generation import SamplingParams
+    from llmtui.core.choices import ModelOptions
+    from llmtui.core.sampling import SamplingParams
     from llmtui.tui.app import LlmtuiApp
 
-    app = LlmtuiApp(model=args.model, device=args.device, dtype=args.dtype)
+    app = LlmtuiApp(options=ModelOptions(args.model, device=args.device, dtype=args.dtype))
     presses = 5 if args.quick else 40
     async with app.run_test(size=(160, 48)) as pilot:
-        while app.engine is None:
+        while app.backend is None:
             await pilot.pause(0.05)
         composer = app.query_one("#composer")
 
@@ -371,7 +373,7 @@ async def _render_cost(args: argparse.Namespace) -> tuple[float, float]:
     """The cost of one more token in the token stream when it already holds 100 or 10,000."""
     from textual.app import App, ComposeResult
 
-    from llmtui.engine.events import Candidate, TokenEvent
+    from llmtui.core.events import Candidate, TokenEvent
     from llmtui.tui.widgets.token_stream import TokenChips
 
     def event(i: int) -> TokenEvent:
@@ -399,18 +401,19 @@ async def _render_cost(args: argparse.Namespace) -> tuple[float, float]:
 
 
 async def _stream_in_app(args: argparse.Namespace) -> tuple[float, float]:
-    from llmtui.engine.generation import SamplingParams
+    from llmtui.core.choices import ModelOptions
+    from llmtui.core.sampling import SamplingParams
     from llmtui.tui.app import LlmtuiApp
 
     n = 8 if args.quick else 64
-    app = LlmtuiApp(model=args.model, device=args.device, dtype=args.dtype)
+    app = LlmtuiApp(options=ModelOptions(args.model, device=args.device, dtype=args.dtype))
     async with app.run_test(size=(200, 50)) as pilot:
-        while app.engine is None:
+        while app.backend is None:
             await pilot.pause(0.05)
         params = SamplingParams(max_new_tokens=n)
         text = "Tell me a long story about a dragon who learns to code."
-        prompt = app.engine.render([{"role": "user", "content": text}])
-        alone = await asyncio.to_thread(lambda: _rate(app.engine.generate(prompt, params)))
+        prompt = app.backend.render([{"role": "user", "content": text}])
+        alone = await asyncio.to_thread(lambda: _rate(app.backend.generate(prompt, params)))
         app.params = params
         composer = app.query_one("#composer")
         composer.text = text
@@ -434,8 +437,8 @@ def _rate(generation: Any) -> float:
 def bench_inspector(args: argparse.Namespace, figures: list[Figure]) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
+    from llmtui.core.tokens import TokenizerView
     from llmtui.engine import models as llm_models
-    from llmtui.engine.tokens import TokenizerView
 
     backend = llm_models.load_tokenizer(args.model)
     view = TokenizerView(backend, args.model)
@@ -516,7 +519,7 @@ async def _inspector_first_screen(view: Any, text: str) -> tuple[float, float]:
 
 
 def bench_history(args: argparse.Namespace, figures: list[Figure]) -> None:
-    from llmtui.engine.conversation import Conversation, Turn, Version
+    from llmtui.core.conversation import Conversation, Turn, Version
     from llmtui.store.conversations import ConversationStore
 
     count = 500 if args.quick else 10_000

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from llmtui.engine.errors import InvalidValue, LlmtuiError
-from llmtui.engine.text import escape_controls
+from llmtui.core.errors import InvalidValue, LlmtuiError
+from llmtui.core.text import escape_controls
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -79,8 +79,23 @@ def _sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _model_options(args: argparse.Namespace, settings: Any, model: str | None) -> Any:
+    """The one place where the settings' model choices and the command line's flags become a load."""
+    from llmtui.core.choices import ModelOptions
+
+    return ModelOptions.merge(
+        settings,
+        model=model,
+        device=getattr(args, "device", None),
+        dtype=getattr(args, "dtype", None),
+        forward=getattr(args, "forward", None),
+        quantize=getattr(args, "quantize", None),
+        trust_remote_code=getattr(args, "trust_remote_code", None) or None,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from llmtui.engine.generation import Engine, SamplingParams
+    from llmtui.core.sampling import SamplingParams
 
     prompt_text = _read_text(args.prompt, "prompt")
     if not prompt_text.strip():
@@ -88,25 +103,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     overrides = {**settings.sampling.to_overrides(), **_sampling_overrides(args)}
     SamplingParams(**overrides).validate()  # fail on a bad value before paying for the model load
+    options = _model_options(args, settings, args.model)
 
-    from llmtui.engine import models
+    from llmtui.backends.local import LocalBackend
 
-    loaded = models.load(
-        args.model or settings.model,
-        device=args.device or settings.device,
-        dtype=args.dtype or settings.dtype,
-        forward=args.forward or settings.forward,
-        quantize=args.quantize or settings.quantize,
-        trust_remote_code=args.trust_remote_code,
-    )
-    engine = Engine(loaded)
-    params = engine.default_params(**overrides)
+    backend = LocalBackend.load(options)
+    params = backend.default_params(**overrides)
     system = args.system if args.system is not None else settings.system_prompt
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt_text}]
-    prompt = engine.render(messages, reserve=params.max_new_tokens)
+    prompt = backend.render(messages, reserve=params.max_new_tokens)
     if not prompt.templated:
         print("llmtui: note: the tokenizer has no chat template; using the plain format", file=sys.stderr)
-    generation = engine.generate(prompt, params)
+    generation = backend.generate(prompt, params)
     try:
         for event in generation:
             if args.json:
@@ -124,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"prompt tokens {stats.prompt_tokens} · new tokens {stats.new_tokens} · ttft {stats.ttft_s:.3f} s · "
             f"{stats.tokens_per_second:.1f} tokens/s · stop: {stats.stop_reason} · "
-            f"{engine.forward.name} forward pass, {loaded.weights} weights",
+            f"{backend.info.forward} forward pass, {backend.info.weights} weights",
             file=sys.stderr,
         )
     return 0
@@ -183,8 +191,8 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    from llmtui.core.tokens import TokenizerView
     from llmtui.engine import models
-    from llmtui.engine.tokens import TokenizerView
 
     text = _read_text(args.text, "text")
     if not text:
@@ -243,12 +251,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     app = LlmtuiApp(
         settings=settings,
         notices=[str(p) for p in problems],
-        model=args.model,
-        device=args.device,
-        dtype=args.dtype,
-        forward=args.forward,
-        quantize=args.quantize,
-        trust_remote_code=args.trust_remote_code,
+        options=_model_options(args, settings, args.model),
         config_path=args.config,
     )
     app.run()
@@ -344,7 +347,7 @@ def _read_file(path: str) -> str:
 
 
 def _replay(args: argparse.Namespace, conversation: Any) -> int:
-    from llmtui.engine.replay import playback, rerun
+    from llmtui.core.replay import playback, rerun
 
     if not args.rerun:
         for turn in conversation.turns:
@@ -357,14 +360,13 @@ def _replay(args: argparse.Namespace, conversation: Any) -> int:
             else:
                 _out(turn.content + "\n")
         return 0
-    from llmtui.engine import models
-    from llmtui.engine.generation import Engine
+    from llmtui.backends.local import LocalBackend
 
     settings = _settings(args)
-    engine = Engine(models.load(args.model or conversation.model or settings.model))
-    params = engine.default_params(**{**settings.sampling.to_overrides(), "temperature": 0.0})
-    for divergence in rerun(engine, conversation, params):
-        print(divergence.describe(engine.view.display))
+    backend = LocalBackend.load(_model_options(args, settings, args.model or conversation.model))
+    params = backend.default_params(**{**settings.sampling.to_overrides(), "temperature": 0.0})
+    for divergence in rerun(backend, conversation, params):
+        print(divergence.describe(backend.view.display))
     return 0
 
 
@@ -380,6 +382,7 @@ def _add_history_commands(sub: Any) -> None:
     history.add_argument("--speed", type=float, default=1.0, help="replay: times the recorded speed (0: at once)")
     history.add_argument("--rerun", action="store_true", help="replay: re-run with the current model, show departures")
     history.add_argument("--model", help="replay --rerun: the model to use (default: the conversation's)")
+    _add_model_options(history)
     history.set_defaults(func=cmd_history)
 
 

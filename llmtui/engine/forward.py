@@ -27,7 +27,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from llmtui.engine.errors import InvalidValue
+from llmtui.core.choices import FORWARDS, QUANTIZE, check_choice
+from llmtui.core.errors import InvalidValue
 
 # Architectures whose decoder layer is exactly: RMSNorm, attention with RoPE (optionally q/k/v biases),
 # residual, RMSNorm, SwiGLU MLP, residual. Others (Gemma's scaled norms, Qwen3's q/k norms, Phi's
@@ -35,7 +36,6 @@ from llmtui.engine.errors import InvalidValue
 PLAIN_ARCHITECTURES = ("llama", "mistral", "qwen2")
 # RoPE variants whose frequencies depend on the sequence length at run time.
 DYNAMIC_ROPE = ("dynamic", "longrope")
-QUANTIZE = ("none", "int8")
 
 
 class Pass(Protocol):
@@ -58,9 +58,6 @@ class Forward(Protocol):
     def begin(self, capacity: int) -> Pass:
         """A fresh pass for a reply of at most ``capacity`` tokens, prompt included."""
         ...
-
-
-FORWARDS = ("auto", "plain", "transformers")
 
 
 def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Forward:
@@ -87,10 +84,8 @@ def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Fo
 
 def check_choices(kind: str, quantize: str) -> None:
     """InvalidValue for a forward or quantize name llmtui does not know (checked before a load starts)."""
-    if kind not in FORWARDS:
-        raise InvalidValue(f"unknown forward {kind!r}: use one of {', '.join(FORWARDS)}")
-    if quantize not in QUANTIZE:
-        raise InvalidValue(f"unknown quantize {quantize!r}: use one of {', '.join(QUANTIZE)}")
+    check_choice("forward", kind, FORWARDS)
+    check_choice("quantize", quantize, QUANTIZE)
     if kind == "transformers" and quantize != "none":
         raise InvalidValue("int8 weights need the plain forward pass, not transformers'")
 

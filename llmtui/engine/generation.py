@@ -9,113 +9,17 @@ step (branching).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from llmtui.engine.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
-from llmtui.engine.events import Candidate, ReplyStats, TokenEvent, decode_rate
+from llmtui.core.errors import GenerationError, OutOfMemory
+from llmtui.core.events import Candidate, ReplyStats, TokenEvent
+from llmtui.core.prompt import Message, Prompt, fit, plain_format
+from llmtui.core.sampling import SamplingParams
+from llmtui.core.tokens import TokenizerView
 from llmtui.engine.models import LoadedModel
-from llmtui.engine.tokens import TokenizerView
-
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
-
-# Used when a tokenizer has no chat template; the engine reports that it fell back to it.
-PLAIN_FORMAT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
-PLAIN_FORMAT_STOP = ("\nUser:",)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How the next token is chosen. temperature 0 means greedy; top_k 0 and top_p 1 mean off."""
-
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 512
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    top_candidates: int = 10
-
-    def validate(self) -> SamplingParams:
-        """Return self, or raise InvalidValue naming the first value out of range."""
-        checks = [
-            ("temperature", self.temperature >= 0 and math.isfinite(self.temperature), "0 or more"),
-            ("top_k", self.top_k >= 0, "0 (off) or more"),
-            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "more than 0"),
-            ("max_new_tokens", self.max_new_tokens >= 1, "1 or more"),
-            ("top_candidates", 1 <= self.top_candidates <= 100, "from 1 to 100"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise InvalidValue(f"{name} must be {rule}, not {getattr(self, name)}")
-        return self
-
-    @classmethod
-    def from_generation_config(cls, config: Any, **overrides: Any) -> SamplingParams:
-        """The model's own defaults (its generation_config), with the user's overrides on top."""
-        base: dict[str, Any] = {}
-        if config is not None:
-            if getattr(config, "do_sample", False):
-                base["temperature"] = float(getattr(config, "temperature", None) or 1.0)
-                base["top_k"] = int(getattr(config, "top_k", None) or 0)
-                base["top_p"] = float(getattr(config, "top_p", None) or 1.0)
-            if getattr(config, "repetition_penalty", None):
-                base["repetition_penalty"] = float(config.repetition_penalty)
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base).validate()
-
-    def with_value(self, name: str, text: str) -> SamplingParams:
-        """A copy with one field parsed from text (for `/set`, `config set` and the settings panel)."""
-        names = [f.name for f in fields(self)]
-        if name not in names:
-            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(names)}")
-        value: Any
-        try:
-            if name == "stop":
-                value = tuple(s for s in text.split("|") if s) if text else ()
-            elif name == "seed":
-                value = None if text.lower() in ("", "none", "random") else int(text)
-            elif name in ("top_k", "max_new_tokens", "top_candidates"):
-                value = int(text)
-            else:
-                value = float(text)
-        except ValueError:
-            raise InvalidValue(f"{name} needs a number, not {text!r}") from None
-        return replace(self, **{name: value}).validate()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SamplingParams:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        if "stop" in kwargs:
-            kwargs["stop"] = tuple(kwargs["stop"])
-        return cls(**kwargs).validate()
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """The exact token ids the model receives for a conversation, and how they were made."""
-
-    text: str
-    ids: tuple[int, ...]
-    templated: bool  # False: the tokenizer had no chat template; the plain format was used
-    dropped_turns: int  # oldest turns left out so the prompt fits the context
-    context_length: int
-
-    @property
-    def stop(self) -> tuple[str, ...]:
-        return () if self.templated else PLAIN_FORMAT_STOP
 
 
 class Engine:
@@ -139,44 +43,21 @@ class Engine:
         return SamplingParams.from_generation_config(self.model.generation_config, **overrides)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
-        """The prompt for a conversation, with the generation prompt added.
+        """The prompt for a conversation (chat template, generation prompt), trimmed to fit the context."""
+        return fit(messages, reserve, self.context_length, self.template)
 
-        When prompt plus ``reserve`` new tokens would overflow the context, the oldest turns (never the
-        system prompt) are left out until it fits; ContextOverflow if even the newest turn alone does not.
-        """
-        messages = [m for m in messages if m.get("content") is not None]
-        system = [m for m in messages[:1] if m["role"] == "system"]
-        turns = messages[len(system) :]
-        reserve = min(reserve, self.context_length // 2)
-        dropped = 0
-        while True:
-            text, templated = self._apply_template(system + turns)
-            ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
-            if len(ids) + reserve <= self.context_length:
-                return Prompt(text, tuple(ids), templated, dropped, self.context_length)
-            if len(turns) <= 1:
-                raise ContextOverflow(
-                    f"the message is {len(ids)} tokens; with room for {reserve} new tokens it does not fit "
-                    f"the model's context of {self.context_length}"
-                )
-            # Drop the oldest turn, and keep the conversation starting with a user turn.
-            turns = turns[1:]
-            dropped += 1
-            while len(turns) > 1 and turns[0]["role"] != "user":
-                turns = turns[1:]
-                dropped += 1
-
-    def _apply_template(self, messages: Sequence[Message]) -> tuple[str, bool]:
+    def template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
+        """One application of the chat template (or the plain format): (text, ids, templated)."""
         if getattr(self.tokenizer, "chat_template", None):
             if not messages:
-                return "", True  # nothing to say yet: the template refuses an empty conversation
+                return "", [], True  # nothing to say yet: the template refuses an empty conversation
             try:
                 text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
             except Exception as exc:  # jinja raises its own errors (e.g. "roles must alternate")
                 raise GenerationError(f"the model's chat template rejected this conversation: {exc}") from None
-            return text, True
-        lines = [f"{PLAIN_FORMAT_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
-        return "\n\n".join([*lines, "Assistant:"]), False
+            return text, self.tokenizer(text, add_special_tokens=False)["input_ids"], True
+        text = plain_format(messages)
+        return text, self.tokenizer(text, add_special_tokens=True)["input_ids"], False
 
     def generate(
         self,
@@ -362,16 +243,7 @@ class Generation:
         return "max_tokens"
 
     def _finish(self, reason: str) -> None:
-        events = self.events
-        ttft = events[0].elapsed if events else 0.0
-        self.stats = ReplyStats(
-            prompt_tokens=len(self.prompt.ids),
-            new_tokens=len(events),
-            ttft_s=ttft,
-            tokens_per_second=decode_rate(events),
-            stop_reason=reason,
-            dropped_turns=self.prompt.dropped_turns,
-        )
+        self.stats = ReplyStats.of(self.events, len(self.prompt.ids), reason, self.prompt.dropped_turns)
 
 
 class _StopStrings:

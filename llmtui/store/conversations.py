@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtui.engine.conversation import Conversation, Turn, Version
-from llmtui.engine.errors import InvalidValue, LlmtuiError
+from llmtui.core.conversation import Conversation, Turn, Version
+from llmtui.core.errors import InvalidValue, LlmtuiError
 from llmtui.store.files import atomic_write, data_dir, private_dir
 
 INDEX_SCHEMA = 2

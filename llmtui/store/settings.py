@@ -15,8 +15,8 @@ from typing import Any
 
 import tomli_w
 
-from llmtui.engine.errors import InvalidValue, LlmtuiError
-from llmtui.engine.generation import SamplingParams
+from llmtui.core.errors import InvalidValue, LlmtuiError
+from llmtui.core.sampling import SamplingParams
 from llmtui.store.files import atomic_write, config_dir
 
 SETTINGS_FILE = "settings.toml"

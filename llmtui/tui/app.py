@@ -32,11 +32,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static, Tab, Tabs, TextArea
 
-from llmtui.engine.conversation import Conversation
-from llmtui.engine.errors import LlmtuiError
-from llmtui.engine.events import TokenEvent, decode_rate
-from llmtui.engine.generation import SamplingParams
-from llmtui.engine.text import escape_controls
+from llmtui.backends.base import Backend, Progress, StartBackend
+from llmtui.core.choices import ModelOptions
+from llmtui.core.conversation import Conversation
+from llmtui.core.errors import LlmtuiError
+from llmtui.core.events import TokenEvent, decode_rate
+from llmtui.core.sampling import SamplingParams
+from llmtui.core.text import escape_controls
 from llmtui.store.conversations import ConversationStore, StoreError
 from llmtui.store.settings import Settings, save_settings
 from llmtui.tui.screens.edit import EditScreen
@@ -68,6 +70,13 @@ SLASH_HELP = """Slash commands:
 /save [TITLE]      save now, optionally renaming
 /load [QUERY]      open the history, or the newest conversation matching QUERY
 /bye               quit"""
+
+
+def start_local(options: ModelOptions, progress: Progress) -> Backend:
+    """The engine in the app's own process."""
+    from llmtui.backends.local import LocalBackend
+
+    return LocalBackend.load(options, progress)
 
 
 class ModelCommands(Provider):
@@ -122,12 +131,9 @@ class LlmtuiApp(App[int]):
         self,
         *,
         settings: Settings | None = None,
+        options: ModelOptions | None = None,
         model: str | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
-        forward: str | None = None,
-        quantize: str | None = None,
-        trust_remote_code: bool = False,
+        start_backend: StartBackend | None = None,
         config_path: str | None = None,
         store: ConversationStore | None = None,
         conversation: Conversation | None = None,
@@ -136,15 +142,12 @@ class LlmtuiApp(App[int]):
         super().__init__()
         self.settings = settings or Settings()
         self.config_path = config_path
-        self.model_spec = model or self.settings.model
-        self.device_choice = device or self.settings.device
-        self.dtype_choice = dtype or self.settings.dtype
-        self.forward_choice = forward or self.settings.forward
-        self.quantize_choice = quantize or self.settings.quantize
-        self.trust_remote_code = trust_remote_code
+        self.options = options or ModelOptions.merge(self.settings, model=model)
+        # How a backend is started: the engine process by default; tests and benchmarks may pass another.
+        self.start_backend = start_backend or start_local
         self._store = store
         self.conversation = conversation or Conversation(system=self.settings.system_prompt)
-        self.engine: Any = None  # llmtui.engine.generation.Engine, once loaded
+        self.backend: Backend | None = None  # once the model is ready
         self.params = SamplingParams(**self.settings.sampling.to_overrides()).validate()
         self.generation: Any = None
         self.live_turn: int | None = None
@@ -214,9 +217,9 @@ class LlmtuiApp(App[int]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.quit_saving)
-        self.status.set(model=self.model_spec, state="loading", detail="starting")
+        self.status.set(model=self.options.model, state="loading", detail="starting")
         # After the first paint: the loader's imports (torch, transformers) would hold the GIL against it.
-        self.call_after_refresh(self.load_model, self.model_spec)
+        self.call_after_refresh(self.load_model, self.options)
 
     def _activate_pane(self, pane: str) -> None:
         for name in PANES:
@@ -230,7 +233,7 @@ class LlmtuiApp(App[int]):
     @property
     def view(self) -> Any:
         """The loaded model's TokenizerView, or None while no model is loaded."""
-        return self.engine.view if self.engine is not None else None
+        return self.backend.view if self.backend is not None else None
 
     @property
     def status(self) -> StatusBar:
@@ -239,32 +242,19 @@ class LlmtuiApp(App[int]):
     # -- the model --------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load_model(self, spec: str) -> None:
-        from llmtui.engine import models
-        from llmtui.engine.generation import Engine
-
+    def load_model(self, options: ModelOptions) -> None:
         def progress(fraction: float, what: str) -> None:
             self.call_from_thread(self._load_progress, fraction, what)
 
         try:
-            loaded = models.load(
-                spec,
-                device=self.device_choice,
-                dtype=self.dtype_choice,
-                forward=self.forward_choice,
-                quantize=self.quantize_choice,
-                trust_remote_code=self.trust_remote_code,
-                progress=progress,
-            )
-            engine = Engine(loaded)
-            engine.view.pieces  # noqa: B018 - build the piece table here, not on the UI thread
+            backend = self.start_backend(options, progress)
         except LlmtuiError as exc:
             self.call_from_thread(self._load_failed, str(exc))
             return
         except Exception as exc:
-            self.call_from_thread(self._load_failed, f"unexpected error while loading {spec}: {exc}")
+            self.call_from_thread(self._load_failed, f"unexpected error while loading {options.model}: {exc}")
             return
-        self.call_from_thread(self._model_ready, engine)
+        self.call_from_thread(self._model_ready, backend)
 
     def _load_progress(self, fraction: float, what: str) -> None:
         self.query_one("#progress", ProgressBar).update(progress=fraction)
@@ -276,26 +266,26 @@ class LlmtuiApp(App[int]):
         self.notify(message, title="Model failed to load", severity="error", timeout=10, markup=False)
         self._note(f"Model failed to load: {message}")
 
-    def _model_ready(self, engine: Any) -> None:
-        self.engine = engine
-        view = engine.view
-        info = engine.loaded.info
-        self.params = engine.default_params(**self.settings.sampling.to_overrides())
+    def _model_ready(self, backend: Backend) -> None:
+        self.backend = backend
+        view = backend.view
+        info = backend.info
+        self.params = backend.default_params(**self.settings.sampling.to_overrides())
         self.query_one("#progress", ProgressBar).display = False
         self.query_one(TokenChips).display_piece = view.display
         self.query_one(ProbabilitySidebar).display_piece = view.display
         inspector = self.query_one(Inspector)
         inspector.view = view
         self.status.set(
-            model=info.name,
-            device=str(engine.loaded.device),
-            dtype=engine.loaded.weights,
-            context_max=engine.context_length,
+            model=info.model.name,
+            device=info.device,
+            dtype=info.weights,
+            context_max=info.context_length,
             state="ready",
             detail="",
         )
-        self.conversation.model = self.model_spec
-        self.conversation.fingerprint = info.fingerprint
+        self.conversation.model = self.options.model
+        self.conversation.fingerprint = info.model.fingerprint
         self.action_inspect_prompt()
         self._update_token_count()
         if self.stream_turn is not None:
@@ -308,12 +298,14 @@ class LlmtuiApp(App[int]):
         if self.generation is not None:
             self.notify("Stop the reply first (escape).", severity="warning")
             return
-        self.model_spec = spec
-        self.engine = None
+        self.options = replace(self.options, model=spec)
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = None
         self.query_one("#progress", ProgressBar).display = True
         self.query_one("#progress", ProgressBar).update(progress=0)
         self.status.set(model=spec, state="loading", detail="")
-        self.load_model(spec)
+        self.load_model(self.options)
 
     # -- sending and replies ----------------------------------------------------------------------------
 
@@ -327,7 +319,7 @@ class LlmtuiApp(App[int]):
             self.notify("A reply is still being written; stop it with escape first.", severity="warning")
             self.query_one(Composer).text = text
             return
-        if self.engine is None:
+        if self.backend is None:
             self.pending.append(text)
             self.notify("The model is still loading; your message will be sent when it is ready.")
             self.conversation.add_user(text)
@@ -346,7 +338,7 @@ class LlmtuiApp(App[int]):
 
     async def _begin_reply_at_end(self) -> None:
         await self._show_conversation()
-        index = self.conversation.start_reply(self.model_spec)
+        index = self.conversation.start_reply(self.options.model)
         await self.query_one(ConversationView).add_turn(index, self.conversation.turns[index])
         self._generate(index)
 
@@ -354,8 +346,8 @@ class LlmtuiApp(App[int]):
         """Decode the reply of turn ``index`` (its current version) on a worker thread."""
         version = self.conversation.turns[index].version
         try:
-            prompt = self.engine.render(self.conversation.messages(upto=index), reserve=self.params.max_new_tokens)
-            generation = self.engine.generate(prompt, self.params, prefix=prefix, force=force)
+            prompt = self.backend.render(self.conversation.messages(upto=index), reserve=self.params.max_new_tokens)
+            generation = self.backend.generate(prompt, self.params, prefix=prefix, force=force)
         except LlmtuiError as exc:
             self._reply_failed(index, str(exc))
             return
@@ -466,7 +458,7 @@ class LlmtuiApp(App[int]):
     # -- actions on replies -----------------------------------------------------------------------------
 
     def _can_act(self) -> bool:
-        if self.engine is None:
+        if self.backend is None:
             self.notify("The model is still loading.", severity="warning")
             return False
         if self.generation is not None:
@@ -489,7 +481,7 @@ class LlmtuiApp(App[int]):
         index = self._last_reply()
         if index is None or not self._can_act():
             return
-        self.conversation.start_reply(self.model_spec, at=index)
+        self.conversation.start_reply(self.options.model, at=index)
         self.call_after_refresh(self._regenerate_at, index)
 
     async def _regenerate_at(self, index: int) -> None:
@@ -516,7 +508,7 @@ class LlmtuiApp(App[int]):
         turn = self.conversation.turns[index]
         old = turn.version
         kept = old.events[: message.step]
-        self.conversation.start_reply(self.model_spec, at=index, branched_from=(turn.current, message.step))
+        self.conversation.start_reply(self.options.model, at=index, branched_from=(turn.current, message.step))
         fresh = turn.version
         fresh.events = list(kept)
         fresh.content = "".join(e.text for e in kept)
@@ -641,13 +633,13 @@ class LlmtuiApp(App[int]):
 
     def action_inspect_prompt(self) -> None:
         """Show the prompt exactly as the model receives it (after the chat template) in the inspector."""
-        if self.engine is None:
+        if self.backend is None:
             return
         if self.query_one(Inspector).source_title != "prompt":
             return  # the user is inspecting other text: leave it, and skip the render
         try:
             index = self.live_turn if self.live_turn is not None else len(self.conversation.turns)
-            prompt = self.engine.render(self.conversation.messages(upto=index))
+            prompt = self.backend.render(self.conversation.messages(upto=index))
         except LlmtuiError:
             return
         self._show_prompt(prompt)
@@ -737,13 +729,14 @@ class LlmtuiApp(App[int]):
 
     def _describe(self) -> str:
         p = self.params
-        lines = [f"model {self.model_spec}"]
-        if self.engine is not None:
-            info = self.engine.loaded.info
+        lines = [f"model {self.options.model}"]
+        if self.backend is not None:
+            engine = self.backend.info
+            info = engine.model
             lines.append(f"  {info.architecture} · {info.parameters or 0:,} parameters · context {info.context_length}")
-            loaded = self.engine.loaded
-            forward = loaded.forward
-            lines.append(f"  device {loaded.device} · {loaded.weights} · forward pass {forward.name} ({forward.note})")
+            lines.append(
+                f"  device {engine.device} · {engine.weights} · forward pass {engine.forward} ({engine.forward_note})"
+            )
         lines.append(
             f"sampling temperature {p.temperature} · top_k {p.top_k} · top_p {p.top_p} · "
             f"repetition_penalty {p.repetition_penalty} · max_new_tokens {p.max_new_tokens} · seed {p.seed} · "
@@ -781,7 +774,7 @@ class LlmtuiApp(App[int]):
             self.notify("Stop the reply first (escape).", severity="warning")
             return
         self.autosave()
-        self.conversation = Conversation(system=self.settings.system_prompt, model=self.model_spec)
+        self.conversation = Conversation(system=self.settings.system_prompt, model=self.options.model)
         self.stream_turn = None
         self.query_one(TokenChips).show([])
         self.query_one(ProbabilitySidebar).clear()
@@ -841,7 +834,7 @@ class LlmtuiApp(App[int]):
         self.params = params
         if system != self.conversation.system:
             self.set_system(system)
-        defaults = self.engine.default_params() if self.engine is not None else SamplingParams()
+        defaults = self.backend.default_params() if self.backend is not None else SamplingParams()
         try:
             settings = self.settings
             for name, value in params.to_dict().items():
@@ -923,14 +916,14 @@ class LlmtuiApp(App[int]):
     @work(thread=True, exclusive=True, group="rerun", exit_on_error=False)
     def action_rerun(self) -> None:
         """Re-run every recorded reply with the current model and show where each one departs."""
-        from llmtui.engine.replay import rerun
+        from llmtui.core.replay import rerun
 
-        if self.engine is None:
+        if self.backend is None:
             self.call_from_thread(self.notify, "The model is still loading.", severity="warning")
             return
         params = replace(self.params, temperature=0.0)
         try:
-            for divergence in rerun(self.engine, self.conversation, params):
+            for divergence in rerun(self.backend, self.conversation, params):
                 self.call_from_thread(self._note, divergence.describe(self.view.display))
         except LlmtuiError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", markup=False)

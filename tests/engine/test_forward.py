@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from llmtui.core.errors import InvalidValue
+from llmtui.core.sampling import SamplingParams
 from llmtui.engine import forward, models
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.generation import Engine, SamplingParams
+from llmtui.engine.generation import Engine
 from tests import builders
 
 IDS = [5, 17, 42, 99, 3, 250, 7, 61, 120, 8]

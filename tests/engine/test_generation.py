@@ -6,8 +6,9 @@ import threading
 import pytest
 import torch
 
-from llmtui.engine.errors import ContextOverflow, InvalidValue
-from llmtui.engine.generation import Engine, SamplingParams, _StopStrings
+from llmtui.core.errors import ContextOverflow, InvalidValue
+from llmtui.core.sampling import SamplingParams
+from llmtui.engine.generation import Engine, _StopStrings
 
 
 def _chat(text: str, system: str | None = None) -> list[dict[str, str]]:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from llmtui.core.errors import ModelLoadError, ModelNotFound, UnsupportedModel
 from llmtui.engine import models
-from llmtui.engine.errors import ModelLoadError, ModelNotFound, UnsupportedModel
 
 
 def test_unknown_hub_id_names_the_id_and_the_cache(tmp_path):

@@ -4,13 +4,13 @@ from dataclasses import replace
 
 import pytest
 
-from llmtui.engine.conversation import Conversation, Turn, Version
-from llmtui.engine.generation import SamplingParams
-from llmtui.engine.replay import playback, rerun
+from llmtui.core.conversation import Conversation, Turn, Version
+from llmtui.core.replay import playback, rerun
+from llmtui.core.sampling import SamplingParams
 
 
 def test_playback_keeps_the_recorded_pace():
-    from llmtui.engine.events import TokenEvent
+    from llmtui.core.events import TokenEvent
 
     events = [TokenEvent(i, i, "x", 1.0, 1.0, 0, 0.0, (), elapsed=0.1 * (i + 1)) for i in range(5)]
     slept: list[float] = []

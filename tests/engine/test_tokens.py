@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.tokens import TokenizerView, show_bytes
+from llmtui.core.errors import InvalidValue
+from llmtui.core.tokens import TokenizerView, show_bytes
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from llmtui.engine.conversation import Conversation, Turn, Version
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.events import Candidate, ReplyStats, TokenEvent
+from llmtui.core.conversation import Conversation, Turn, Version
+from llmtui.core.errors import InvalidValue
+from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.store.conversations import ConversationStore, StoreError, from_openai, to_markdown, to_openai
 
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from llmtui.engine.errors import InvalidValue
+from llmtui.core.errors import InvalidValue
 from llmtui.store.settings import (
     Settings,
     SettingsFileError,

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from llmtui.engine.conversation import Conversation, Turn, Version
-from llmtui.engine.events import ReplyStats
-from llmtui.engine.generation import SamplingParams
+from llmtui.core.conversation import Conversation, Turn, Version
+from llmtui.core.events import ReplyStats
+from llmtui.core.sampling import SamplingParams
 from llmtui.store.conversations import ConversationStore
 from llmtui.store.settings import Settings
 from llmtui.tui.app import LlmtuiApp
@@ -22,7 +22,7 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
 
 
 async def wait_ready(pilot) -> None:
-    await wait_for(pilot, lambda: pilot.app.engine is not None or pilot.app.status.state == "error")
+    await wait_for(pilot, lambda: pilot.app.backend is not None or pilot.app.status.state == "error")
 
 
 async def wait_idle(pilot) -> None:

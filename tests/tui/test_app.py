@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmtui.engine.conversation import Conversation, Turn, Version
+from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.conversation import Composer, MessageView
 from llmtui.tui.widgets.inspector import Inspector
@@ -253,7 +253,7 @@ async def test_inspector_shows_the_prompt_and_typed_text(make_app):
         await pilot.press("enter")
         await wait_for(pilot, lambda: inspector.tokenization.text == "Hello 龍")
         ids = inspector.tokenization.ids
-        assert ids == app.engine.tokenizer("Hello 龍")["input_ids"]
+        assert ids == app.backend.engine.tokenizer("Hello 龍")["input_ids"]
         inspector.chips.focus()
         await pilot.press("end")
         last = inspector.tokenization[-1]

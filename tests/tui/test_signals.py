@@ -20,7 +20,7 @@ marker = pathlib.Path(sys.argv[2])
 
 async def drive(pilot):
     app = pilot.app
-    while app.engine is None:
+    while app.backend is None:
         await pilot.pause(0.05)
     await pilot.press(*"Hello", "enter")
     while not (app.generation is not None and len(app.generation.events) > 5):

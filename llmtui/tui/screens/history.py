@@ -13,8 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from llmtui.engine.conversation import Conversation
-from llmtui.engine.text import escape_controls
+from llmtui.core.conversation import Conversation
+from llmtui.core.text import escape_controls
 from llmtui.store.conversations import ConversationStore, StoreError, Summary
 from llmtui.tui.screens.edit import EditScreen
 

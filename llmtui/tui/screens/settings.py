@@ -10,8 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.generation import SamplingParams
+from llmtui.core.errors import InvalidValue
+from llmtui.core.sampling import SamplingParams
 
 
 def _as_text(value: object) -> str:

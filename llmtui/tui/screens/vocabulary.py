@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.text import escape_controls
-from llmtui.engine.tokens import TokenizerView
+from llmtui.core.errors import InvalidValue
+from llmtui.core.text import escape_controls
+from llmtui.core.tokens import TokenizerView
 
 SHOWN = 500
 

@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from llmtui.engine.text import visible
+from llmtui.core.text import visible
 
 # Probability buckets, from the theme's $prob-1 (very likely) to $prob-5 (surprising).
 PROB_EDGES = (0.9, 0.5, 0.2, 0.05)

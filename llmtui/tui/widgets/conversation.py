@@ -13,8 +13,8 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Markdown, Static, TextArea
 
-from llmtui.engine.conversation import Conversation, Turn
-from llmtui.engine.text import escape_controls
+from llmtui.core.conversation import Conversation, Turn
+from llmtui.core.text import escape_controls
 
 _FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.S)
 

@@ -17,9 +17,9 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, Static, TextArea
 
-from llmtui.engine.errors import LlmtuiError
-from llmtui.engine.text import escape_controls
-from llmtui.engine.tokens import Tokenization, TokenizerView
+from llmtui.core.errors import LlmtuiError
+from llmtui.core.text import escape_controls
+from llmtui.core.tokens import Tokenization, TokenizerView
 from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label
 
 

@@ -11,8 +11,8 @@ from textual.message import Message
 from textual.widgets import OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
-from llmtui.engine.events import TokenEvent
-from llmtui.engine.text import visible
+from llmtui.core.events import TokenEvent
+from llmtui.core.text import visible
 
 BAR_WIDTH = 12
 

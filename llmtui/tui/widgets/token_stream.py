@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from llmtui.engine.events import TokenEvent
+from llmtui.core.events import TokenEvent
 from llmtui.tui.widgets.chips import PROB_LEGEND, Chip, ChipView, chip_label, prob_bucket
 
 Display = Callable[[int], str]  # token id -> its piece for humans (true bytes, whitespace visible)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llmtui.engine.conversation import Conversation
-from llmtui.engine.events import TokenEvent
-from llmtui.engine.generation import Engine, SamplingParams
+from llmtui.core.conversation import Conversation
+from llmtui.core.events import TokenEvent
+from llmtui.core.sampling import SamplingParams
+
+if TYPE_CHECKING:
+    from llmtui.backends.base import Backend
 
 
 def playback(
@@ -49,15 +53,15 @@ class Divergence:
         return f"turn {self.turn + 1}: departs at step {self.step}: recorded {was}, now {now}"
 
 
-def rerun(engine: Engine, conversation: Conversation, params: SamplingParams) -> Iterator[Divergence]:
+def rerun(backend: Backend, conversation: Conversation, params: SamplingParams) -> Iterator[Divergence]:
     """Re-generate every recorded reply in its own context and report the first token that differs."""
     for index, turn in enumerate(conversation.turns):
         recorded = turn.version.events
         if turn.role != "assistant" or not recorded:
             continue
-        prompt = engine.render(conversation.messages(upto=index), reserve=len(recorded))
+        prompt = backend.render(conversation.messages(upto=index), reserve=len(recorded))
         budget = SamplingParams(**{**params.to_dict(), "max_new_tokens": len(recorded), "stop": ()})
-        fresh = list(engine.generate(prompt, budget.validate()))
+        fresh = list(backend.generate(prompt, budget.validate()))
         step = next(
             (i for i, (a, b) in enumerate(zip(recorded, fresh, strict=False)) if a.token_id != b.token_id),
             None,

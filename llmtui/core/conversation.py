@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmtui.engine.events import ReplyStats, TokenEvent
+from llmtui.core.events import ReplyStats, TokenEvent
 
 FORMAT_VERSION = 1
 ROLES = ("user", "assistant")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from llmtui.engine.errors import InvalidValue
-from llmtui.engine.text import escape_controls, visible
+from llmtui.core.errors import InvalidValue
+from llmtui.core.text import escape_controls, visible
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _ID_RANGE = re.compile(r"^\s*(\d+)\s*(?:-|\.\.)\s*(\d+)\s*$")

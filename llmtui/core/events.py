@@ -91,6 +91,18 @@ class ReplyStats:
     stop_reason: str  # one of STOP_REASONS
     dropped_turns: int = 0  # oldest turns left out so the prompt fits the context
 
+    @classmethod
+    def of(cls, events: Sequence[TokenEvent], prompt_tokens: int, reason: str, dropped_turns: int = 0) -> ReplyStats:
+        """The stats of a reply that ended for ``reason`` after ``events``."""
+        return cls(
+            prompt_tokens=prompt_tokens,
+            new_tokens=len(events),
+            ttft_s=events[0].elapsed if events else 0.0,
+            tokens_per_second=decode_rate(events),
+            stop_reason=reason,
+            dropped_turns=dropped_turns,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "stats",

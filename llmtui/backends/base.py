@@ -1,0 +1,78 @@
+"""The seam between what shows replies (the workstation, `run`) and what produces them.
+
+`LocalBackend` runs the engine in this process; `ClientBackend` talks to `llmtui serve` (the workstation's
+own engine process, or one on another host). Both yield the same TokenEvents, so nothing above this
+seam knows which it has.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from llmtui.core.choices import ModelOptions
+from llmtui.core.events import ReplyStats, TokenEvent
+from llmtui.core.info import EngineInfo
+from llmtui.core.prompt import Message, Prompt
+from llmtui.core.sampling import SamplingParams
+from llmtui.core.tokens import TokenizerView
+
+
+class Reply(Protocol):
+    """One reply being written: iterate it for TokenEvents; `stop()` from any thread ends it within a step.
+
+    Iterating raises an LlmtuiError when the reply fails; ``events`` then holds what came before it.
+    """
+
+    prompt: Prompt
+    prefix: tuple[int, ...]  # reply tokens accepted before this run (continue, branch): not emitted again
+    events: list[TokenEvent]
+    stats: ReplyStats | None  # set when the reply ends
+
+    def __iter__(self) -> Iterator[TokenEvent]: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can give; what it cannot is shown to the user, never made up."""
+
+    probabilities: bool = True  # raw and sampled probability, rank and entropy of every step
+    candidates: bool = True  # the top-k candidates of every step
+    branching: bool = True  # continue from accepted reply tokens, force a token at a step
+
+
+class Backend(ABC):
+    """A model that writes replies."""
+
+    info: EngineInfo
+    view: TokenizerView  # the model's tokenizer, for the inspector, the chips and token counts
+    capabilities: Capabilities = Capabilities()
+
+    def default_params(self, **overrides: Any) -> SamplingParams:
+        """The model's own sampling defaults (its generation_config), with the user's overrides on top."""
+        return replace(self.info.defaults, **{k: v for k, v in overrides.items() if v is not None}).validate()
+
+    @abstractmethod
+    def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
+        """The prompt for a conversation, with the generation prompt added and the oldest turns left out
+        when prompt plus ``reserve`` new tokens would overflow the context."""
+
+    @abstractmethod
+    def generate(
+        self, prompt: Prompt, params: SamplingParams, *, prefix: Sequence[int] = (), force: int | None = None
+    ) -> Reply:
+        """Start a reply. ``prefix``: reply tokens already accepted (not emitted again); ``force``: the token
+        the first new step must take (branching from a candidate)."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (an engine process, connections)."""
+
+
+# (fraction done, what is happening): how a loading backend reports progress.
+Progress = Callable[[float, str], None]
+# Starts a backend for a model: in this process, or an engine process; raises an LlmtuiError on failure.
+StartBackend = Callable[[ModelOptions, Progress], Backend]

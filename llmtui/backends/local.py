@@ -1,0 +1,56 @@
+"""The engine in this process: what `llmtui run`, `tokenize` and the engine process itself use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmtui.backends.base import Backend, Reply
+from llmtui.core.choices import ModelOptions
+from llmtui.core.info import EngineInfo
+from llmtui.core.prompt import Message, Prompt
+from llmtui.core.sampling import SamplingParams
+from llmtui.engine.generation import Engine
+from llmtui.engine.models import Progress, load
+
+
+class LocalBackend(Backend):
+    """Replies from an Engine over a model loaded in this process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.view = engine.view
+        loaded = engine.loaded
+        self.info = EngineInfo(
+            model=loaded.info,
+            device=str(loaded.device),
+            weights=loaded.weights,
+            forward=loaded.forward.name,
+            forward_note=loaded.forward.note,
+            context_length=engine.context_length,
+            defaults=engine.default_params(),
+        )
+
+    @classmethod
+    def load(cls, options: ModelOptions, progress: Progress | None = None) -> LocalBackend:
+        """Load the model ``options`` name; every failure is a typed LlmtuiError."""
+        kwargs = {} if progress is None else {"progress": progress}
+        loaded = load(
+            options.model,
+            device=options.device,
+            dtype=options.dtype,
+            forward=options.forward,
+            quantize=options.quantize,
+            trust_remote_code=options.trust_remote_code,
+            **kwargs,
+        )
+        engine = Engine(loaded)
+        engine.view.pieces  # noqa: B018 - build the piece table now, not in the first step
+        return cls(engine)
+
+    def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
+        return self.engine.render(messages, reserve)
+
+    def generate(
+        self, prompt: Prompt, params: SamplingParams, *, prefix: Sequence[int] = (), force: int | None = None
+    ) -> Reply:
+        return self.engine.generate(prompt, params, prefix=prefix, force=force)
