@@ -161,6 +161,11 @@ class TokenizerView:
 
     def __init__(self, tokenizer: Any, name: str) -> None:
         backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers tokenizer, or its backend
+        # A tokenizer.json may carry padding and truncation (sentence-transformers models ship them), which
+        # `encode` would apply; `tokenizer(text)` sets both per call and by default uses neither. Ids, counts
+        # and offsets must be the text's own, so they are off here (transformers sets them again per call).
+        backend.no_padding()
+        backend.no_truncation()
         self.backend = backend
         self.name = name
         self.size = backend.get_vocab_size(with_added_tokens=True)

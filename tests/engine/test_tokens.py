@@ -180,3 +180,39 @@ def test_default_tokenizer_file_matches_the_models_tokenizer(default_loaded, tex
     partial = [t for t in result if "‹" in t.display]
     assert bool(partial) == ("你" in text)  # SmolLM's vocabulary cuts 你 and 谁 into partial bytes
     assert all(result[t.group].group == t.group for t in partial)
+
+
+@pytest.fixture(scope="module")
+def padded_tokenizer_dir(tmp_path_factory):
+    """A WordPiece tokenizer.json that carries [CLS]/[SEP], padding to 32 and truncation at 8, as
+    sentence-transformers models ship them."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = builders.wordpiece()
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tok.enable_padding(length=32, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
+    tok.enable_truncation(max_length=8)
+    path = tmp_path_factory.mktemp("padded") / "padded"
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]"
+    )
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("text", ["hello world", "the quick brown fox jumps over the lazy dog " * 4])
+def test_padding_and_truncation_in_the_file_never_change_the_ids(padded_tokenizer_dir, text):
+    from transformers import AutoTokenizer
+
+    from llmtui.engine.models import load_tokenizer
+
+    expected = AutoTokenizer.from_pretrained(padded_tokenizer_dir)(text)["input_ids"]
+    view = TokenizerView(load_tokenizer(str(padded_tokenizer_dir)), "padded")
+    result = view.tokenize(text)
+    assert result.ids == expected
+    assert len(result.offsets) == len(expected)
+    assert view.tokenize(text, add_special_tokens=False).ids == expected[1:-1]
