@@ -184,3 +184,36 @@ def test_run_default_model_json():
     text = "".join(t["text"] for t in lines[:-1])
     assert "Paris" in text
     assert lines[-1]["stop_reason"] == "eos"
+
+
+def test_history_actions_and_their_own_options(tmp_path):
+    messages = {"messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]}
+    imported = llmtui("history", "import", "-", input=json.dumps(messages).encode())
+    assert imported.returncode == 0, imported.stderr
+    cid = imported.stdout.decode().strip()
+    listed = json.loads(llmtui("history", "list", "--json", "--search", "there").stdout)
+    assert [s["id"] for s in listed] == [cid]
+    assert "Hello!" in llmtui("history", "show", cid).stdout.decode()
+    out = tmp_path / "export.json"
+    assert llmtui("history", "export", cid, "--format", "openai", "-o", str(out)).returncode == 0
+    assert json.loads(out.read_text())["messages"][-1]["content"] == "Hello!"
+    assert "Hello!" in llmtui("history", "replay", cid, "--speed", "0").stdout.decode()
+    assert llmtui("history", "rm", cid).returncode == 0
+    assert llmtui("history", "list", "--json").stdout.strip() == b"[]"
+    # A missing id is bad input (1, one line); another action's option is a malformed command line (2).
+    for action in ("show", "export", "rm"):
+        proc = llmtui("history", action)
+        assert proc.returncode == 1
+        assert_one_line_error(proc, f"usage: llmtui history {action} ID")
+    proc = llmtui("history", "list", "--format", "json")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "unrecognized arguments: --format")
+
+
+def test_config_usage_errors():
+    proc = llmtui("config", "set", "sampling.temperature")
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "usage: llmtui config set KEY VALUE")
+    proc = llmtui("config", "frobnicate")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "invalid choice")

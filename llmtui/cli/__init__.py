@@ -1,0 +1,58 @@
+"""The command line, in ollama's habits: chat (the TUI), run, list, show, tokenize, history, config.
+
+One module per verb, each with `add_parser(sub)` and its `cmd_*`; what they share (model options and the one
+place they become a load, settings, stdin, output) is in `options`. Every failure a user can cause ends in
+one line on stderr and a non-zero exit status, never a traceback: 1 for bad input, 2 for a command line
+argparse cannot parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from llmtui.cli import chat, config, history, ls, run, show, tokenize
+from llmtui.core.errors import LlmtuiError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+# The verbs in the order `llmtui --help` lists them; a new verb is a module here.
+VERBS = (chat, run, ls, show, tokenize, config, history)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then one subparser per verb."""
+    parser = _Parser(prog="llmtui", description="A terminal chat workstation for local language models.")
+    parser.add_argument("--config", help="settings file to use instead of the platform's settings.toml")
+    parser.add_argument("--version", action="version", version=f"llmtui {__import__('llmtui').__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for verb in VERBS:
+        verb.add_parser(sub)
+    # Bare `llmtui` is `llmtui chat`.
+    parser.set_defaults(
+        func=chat.cmd_chat, model=None, device=None, dtype=None, forward=None, quantize=None, trust_remote_code=False
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `llmtui` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LlmtuiError as exc:
+        print(f"llmtui: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (`| head`); nothing left to say
+        return 0

@@ -1,0 +1,111 @@
+"""What every verb shares: the model options and the one place they become a load, settings, input, output.
+
+Model options plus settings become a `ModelOptions` here and nowhere else, so every verb that loads a model
+(chat, run, history replay --rerun) honours the same settings the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llmtui.core.errors import InvalidValue
+from llmtui.core.text import escape_controls
+
+if TYPE_CHECKING:
+    from llmtui.core.choices import ModelOptions
+    from llmtui.store.settings import Settings
+
+MODEL_SPEC_HELP = "model spec: default, a directory, a .gguf file or a hub id"
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The flags that choose how a model is loaded, for every verb that loads one."""
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype (auto)")
+    p.add_argument(
+        "--forward",
+        choices=("auto", "plain", "transformers"),
+        help="decode with llmtui's plain forward pass (Llama family) or transformers' (auto: plain where it runs)",
+    )
+    p.add_argument(
+        "--quantize", choices=("none", "int8"), help="int8: faster CPU decoding, probabilities move slightly (none)"
+    )
+    p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
+
+
+def model_options(args: argparse.Namespace, settings: Settings, model: str | None) -> ModelOptions:
+    """The one place where the settings' model choices and the command line's flags become a load."""
+    from llmtui.core.choices import ModelOptions
+
+    return ModelOptions.merge(
+        settings,
+        model=model,
+        device=getattr(args, "device", None),
+        dtype=getattr(args, "dtype", None),
+        forward=getattr(args, "forward", None),
+        quantize=getattr(args, "quantize", None),
+        trust_remote_code=getattr(args, "trust_remote_code", None) or None,
+    )
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """The settings (`--config` or the platform's file); their problems become warnings on stderr."""
+    from llmtui.store.settings import load_settings
+
+    loaded, problems = load_settings(getattr(args, "config", None))
+    warn(problems)
+    return loaded
+
+
+def warn(problems: Sequence[object]) -> None:
+    """One warning line on stderr per problem (a file that failed to parse, a bad setting)."""
+    for problem in problems:
+        print(f"llmtui: warning: {problem}", file=sys.stderr)
+
+
+def read_text(arg: str, what: str) -> str:
+    """An argument, or stdin for '-'; stdin must be UTF-8."""
+    if arg != "-":
+        return arg
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidValue(
+            f"the {what} on stdin is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def read_file(path: str) -> str:
+    """A UTF-8 text file's contents, or InvalidValue saying why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidValue(f"cannot read {path}: {exc}") from None
+
+
+def out(text: str) -> None:
+    """Write model output: escaped when a person is watching, raw bytes of data when piped."""
+    sys.stdout.write(escape_controls(text) if sys.stdout.isatty() else text)
+    sys.stdout.flush()
+
+
+def table(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows as left-aligned columns; the first row is the header."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def human_size(n: int) -> str:
+    """Bytes as B, KB, MB or GB (powers of 1000)."""
+    size = float(n)
+    for unit in ("B", "KB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
