@@ -31,3 +31,7 @@ class ContextOverflow(LlmtuiError):
 
 class InvalidValue(LlmtuiError):
     """A setting or option has a value out of its range or of the wrong type."""
+
+
+class EngineUnavailable(LlmtuiError):
+    """The engine process or server cannot be reached, or stopped (the reply in flight is kept as partial)."""

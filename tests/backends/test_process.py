@@ -1,0 +1,133 @@
+"""The workstation's engine process: a real `llmtui serve` child on a real Unix socket, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from llmtui.backends.local import LocalBackend
+from llmtui.backends.process import runtime_base, start_engine_process
+from llmtui.core.choices import ModelOptions
+from llmtui.core.errors import EngineUnavailable, ModelLoadError
+from llmtui.core.sampling import SamplingParams
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello 龍 world"}]
+
+
+def gone(pid: int, within: float) -> bool:
+    """Whether the process ends within ``within`` seconds (a zombie nobody has reaped yet counts as ended)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def engine_process(tiny_long_model_dir):
+    progress: list[tuple[float, str]] = []
+    backend = start_engine_process(
+        ModelOptions(str(tiny_long_model_dir), device="cpu"), lambda f, w: progress.append((f, w))
+    )
+    backend.progress_seen = progress
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def local_long(tiny_long_model_dir):
+    return LocalBackend.load(ModelOptions(str(tiny_long_model_dir), device="cpu"))
+
+
+def without_time(events):
+    return [replace(e, elapsed=0.0) for e in events]
+
+
+def test_the_engine_process_replies_exactly_as_the_engine_in_process(engine_process, local_long):
+    assert engine_process.progress_seen and all(0.0 <= f <= 1.0 for f, _ in engine_process.progress_seen)
+    assert engine_process.info == local_long.info
+    prompt = engine_process.render(MESSAGES, reserve=40)
+    assert prompt == local_long.render(MESSAGES, reserve=40)
+    params = SamplingParams(max_new_tokens=40, top_candidates=12)
+    remote, local = engine_process.generate(prompt, params), local_long.generate(prompt, params)
+    assert without_time(remote) == without_time(local)  # ids, text, probabilities, candidates: every bit
+    assert remote.stats.stop_reason == local.stats.stop_reason
+    assert remote.stats.new_tokens == local.stats.new_tokens == 40
+
+    # Branching: keep 7 steps, force the fourth candidate of step 7, go on. Sampled, seeded: the same too.
+    kept = [e.token_id for e in remote.events[:7]]
+    forced = remote.events[7].candidates[3].token_id
+    sampled = replace(params, temperature=0.8, top_k=20, seed=7, max_new_tokens=10)
+    branch_remote = list(engine_process.generate(prompt, sampled, prefix=kept, force=forced))
+    branch_local = list(local_long.generate(prompt, sampled, prefix=kept, force=forced))
+    assert without_time(branch_remote) == without_time(branch_local)
+    assert branch_remote[0].index == 7 and branch_remote[0].token_id == forced
+
+
+def test_stopping_a_reply_closes_its_stream_and_the_engine_serves_on(engine_process):
+    prompt = engine_process.render(MESSAGES)
+    reply = engine_process.generate(prompt, SamplingParams(max_new_tokens=3000))
+    for event in reply:
+        if event.index == 5:
+            reply.stop()
+    assert reply.stats.stop_reason == "stopped"
+    assert 6 <= len(reply.events) < 100
+    assert len(list(engine_process.generate(prompt, SamplingParams(max_new_tokens=3)))) == 3
+
+
+def test_a_failed_load_is_one_sentence_from_the_engine(tmp_path):
+    before = set(runtime_base().glob("llmtui-engine-*"))
+    with pytest.raises(ModelLoadError, match="no model at") as caught:
+        start_engine_process(ModelOptions(str(tmp_path / "nope"), device="cpu"), lambda f, w: None)
+    assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
+    assert set(runtime_base().glob("llmtui-engine-*")) <= before  # its private directory went with it
+
+
+def test_an_engine_killed_mid_reply_ends_the_reply_with_the_reason_and_keeps_its_tokens(tiny_long_model_dir):
+    backend = start_engine_process(ModelOptions(str(tiny_long_model_dir), device="cpu"), lambda f, w: None)
+    try:
+        reply = backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=3000))
+        with pytest.raises(EngineUnavailable, match="killed by SIGKILL"):
+            for event in reply:
+                if event.index == 5:
+                    os.kill(backend.process.pid, signal.SIGKILL)
+        assert len(reply.events) >= 6
+        assert reply.stats.stop_reason == "error"
+    finally:
+        backend.close()
+    assert not backend.directory.exists()
+
+
+PARENT = """
+import sys, time
+from llmtui.backends.process import start_engine_process
+from llmtui.core.choices import ModelOptions
+backend = start_engine_process(ModelOptions(sys.argv[1], device="cpu"), lambda f, w: None)
+print(backend.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_the_engine_process_dies_with_its_parent_however_the_parent_dies(tiny_model_dir, sig):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tiny_model_dir)], stdout=subprocess.PIPE)
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # alive while its parent is
+        parent.send_signal(sig)
+        parent.wait(10)
+        assert gone(child, within=10), "the engine process outlived the workstation"
+    finally:
+        parent.kill()
