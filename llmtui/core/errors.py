@@ -31,3 +31,9 @@ class ContextOverflow(LlmtuiError):
 
 class InvalidValue(LlmtuiError):
     """A setting or option has a value out of its range or of the wrong type."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception message (at most 300 characters), to quote in one of ours."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
