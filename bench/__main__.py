@@ -58,7 +58,7 @@ def bench_engine(args: argparse.Namespace, figures: list[Figure]) -> None:
     import torch
 
     from llmtui.core.sampling import SamplingParams
-    from llmtui.engine import models
+    from llmtui.engine import loader as models
     from llmtui.engine.generation import Engine
 
     # The baseline runs on weights exactly as transformers loads them; the plain forward pass re-lays its own.
@@ -438,7 +438,7 @@ def bench_inspector(args: argparse.Namespace, figures: list[Figure]) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     from llmtui.core.tokens import TokenizerView
-    from llmtui.engine import models as llm_models
+    from llmtui.engine import specs as llm_models
 
     backend = llm_models.load_tokenizer(args.model)
     view = TokenizerView(backend, args.model)

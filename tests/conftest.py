@@ -32,9 +32,9 @@ def tiny_long_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir):
-    from llmtui.engine import models
+    from llmtui.engine.loader import load
 
-    return models.load(str(tiny_model_dir), device="cpu")
+    return load(str(tiny_model_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +47,10 @@ def tiny_engine(tiny_loaded):
 @pytest.fixture(scope="session")
 def default_loaded():
     """The real default model (SmolLM2-135M-Instruct), loaded once per test session."""
-    from llmtui.engine import models
+    from llmtui.engine.loader import load
 
     os.environ.pop("HF_HOME", None)
-    return models.load("default", device="cpu")
+    return load("default", device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -63,14 +63,14 @@ def default_engine(default_loaded):
 @pytest.fixture(scope="session")
 def default_reference():
     """The default model as transformers loads it, weights untouched: the reference for exactness."""
-    from llmtui.engine import models
+    from llmtui.engine.loader import load
 
-    return models.load("default", device="cpu", forward="transformers")
+    return load("default", device="cpu", forward="transformers")
 
 
 @pytest.fixture(scope="session")
 def default_int8_engine():
-    from llmtui.engine import models
     from llmtui.engine.generation import Engine
+    from llmtui.engine.loader import load
 
-    return Engine(models.load("default", device="cpu", quantize="int8"))
+    return Engine(load("default", device="cpu", quantize="int8"))

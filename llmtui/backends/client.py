@@ -53,7 +53,7 @@ class ClientBackend(Backend):
         self.view = self._tokenizer_view()
 
     def _tokenizer_view(self) -> TokenizerView:
-        from llmtui.engine.models import load_tokenizer
+        from llmtui.engine.specs import load_tokenizer
 
         return TokenizerView(load_tokenizer(self.info.model.path), self.info.model.name)
 

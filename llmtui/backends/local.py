@@ -10,7 +10,7 @@ from llmtui.core.info import EngineInfo
 from llmtui.core.prompt import Message, Prompt
 from llmtui.core.sampling import SamplingParams
 from llmtui.engine.generation import Engine
-from llmtui.engine.models import Progress, load
+from llmtui.engine.loader import Progress, load
 
 
 class LocalBackend(Backend):

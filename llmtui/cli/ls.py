@@ -19,9 +19,9 @@ def add_parser(sub: Any) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """The default model, the HF cache's and the settings' model_dirs', as a table or JSON."""
-    from llmtui.engine import models
+    from llmtui.engine.catalog import list_models
 
-    entries = models.list_models(settings(args).model_dirs)
+    entries = list_models(settings(args).model_dirs)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
         return 0

@@ -23,17 +23,19 @@ MODEL_SPEC_HELP = "model spec: default, a directory, a .gguf file or a hub id"
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The flags that choose how a model is loaded, for every verb that loads one."""
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype (auto)")
-    p.add_argument(
-        "--forward",
-        choices=("auto", "plain", "transformers"),
-        help="decode with llmtui's plain forward pass (Llama family) or transformers' (auto: plain where it runs)",
-    )
-    p.add_argument(
-        "--quantize", choices=("none", "int8"), help="int8: faster CPU decoding, probabilities move slightly (none)"
-    )
+    """The flags that choose how a model is loaded, for every verb that loads one; from core.choices."""
+    from llmtui.core.choices import MODEL_CHOICES
+
+    for choice in MODEL_CHOICES.values():
+        p.add_argument(
+            f"--{choice.name}",
+            # An open list (cuda:N) cannot be argparse's choices; ModelOptions.validate checks it, exit 1.
+            choices=None if choice.open else choice.values,
+            metavar=choice.name.upper() if choice.open else None,
+            help=f"{choice.about}: {choice.words} (default {choice.default})"
+            if choice.open
+            else f"{choice.about} (default {choice.default})",
+        )
     p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from llmtui.cli.options import MODEL_SPEC_HELP, add_model_options, model_options, out, read_text, settings
 from llmtui.core.errors import InvalidValue
-
-_SAMPLING = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed", "top_candidates")
+from llmtui.core.sampling import SAMPLING_FIELDS
 
 
 def add_parser(sub: Any) -> None:
@@ -19,14 +18,12 @@ def add_parser(sub: Any) -> None:
     run.add_argument("model", help=MODEL_SPEC_HELP)
     run.add_argument("prompt", help="the prompt, or - to read it from stdin")
     run.add_argument("--system", help="system prompt")
-    run.add_argument("--temperature", type=float, help="0 means greedy")
-    run.add_argument("--top-k", type=int, help="0 means off")
-    run.add_argument("--top-p", type=float, help="1 means off")
-    run.add_argument("--repetition-penalty", type=float)
-    run.add_argument("--max-new-tokens", type=int)
-    run.add_argument("--seed", type=int)
-    run.add_argument("--stop", action="append", help="stop string (repeatable)")
-    run.add_argument("--top-candidates", type=int, help="candidates recorded per step (default 10)")
+    for f in SAMPLING_FIELDS:  # one flag per SamplingParams field: --top-k for top_k
+        flag = "--" + f.name.replace("_", "-")
+        if f.many:
+            run.add_argument(flag, type=f.kind, action="append", help=f"{f.about} (repeatable)")
+        else:
+            run.add_argument(flag, type=f.kind, help=f"{f.about} ({f.rule})" if f.rule else f.about)
     run.add_argument("--json", action="store_true", help="one JSON object per token, then one with stats")
     run.add_argument("-v", "--verbose", action="store_true", help="print stats to stderr")
     add_model_options(run)
@@ -34,10 +31,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {n: getattr(args, n) for n in _SAMPLING if getattr(args, n) is not None}
-    if args.stop:
-        overrides["stop"] = tuple(args.stop)
-    return overrides
+    """The sampling flags given, by field name (the rest are left to the settings and the model)."""
+    given = {f: getattr(args, f.name) for f in SAMPLING_FIELDS if getattr(args, f.name) is not None}
+    return {f.name: tuple(v) if f.many else v for f, v in given.items()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

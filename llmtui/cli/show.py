@@ -20,9 +20,9 @@ def add_parser(sub: Any) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Describe a model without loading its weights, as text or JSON."""
-    from llmtui.engine import models
+    from llmtui.engine.catalog import describe
 
-    info = models.describe(args.model)
+    info = describe(args.model)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
 def cmd_tokenize(args: argparse.Namespace) -> int:
     """Tokenize text (or decode ids) with one tokenizer, or two side by side with --compare."""
     from llmtui.core.tokens import TokenizerView
-    from llmtui.engine import models
+    from llmtui.engine.specs import load_tokenizer
 
     text = read_text(args.text, "text")
     if not text:
@@ -34,7 +34,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     specs = [args.model or chosen.model, *([args.compare] if args.compare else [])]
     results = []
     for spec in specs:
-        view = TokenizerView(models.load_tokenizer(spec), spec)
+        view = TokenizerView(load_tokenizer(spec), spec)
         if args.ids:
             try:
                 ids = [int(x) for x in text.replace(",", " ").split()]

@@ -35,3 +35,9 @@ class InvalidValue(LlmtuiError):
 
 class EngineUnavailable(LlmtuiError):
     """The engine process or server cannot be reached, or stopped (the reply in flight is kept as partial)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception message (at most 300 characters), to quote in one of ours."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

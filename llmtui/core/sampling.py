@@ -3,38 +3,50 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import Field, asdict, dataclass, field, fields, replace
+from typing import Any, get_args, get_origin, get_type_hints
 
 from llmtui.core.errors import InvalidValue
 
 
+def _setting(default: Any, about: str, rule: str = "", check: Callable[[Any], bool] | None = None) -> Any:
+    """A SamplingParams field with what every surface says of it: ``about`` for help texts, and the allowed
+    range as a check and in words (none when any value of the field's type goes)."""
+    return field(default=default, metadata={"about": about, "rule": rule, "check": check})
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """How the next token is chosen. temperature 0 means greedy; top_k 0 and top_p 1 mean off."""
+    """How the next token is chosen. temperature 0 means greedy; top_k 0 and top_p 1 mean off.
 
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 512
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    top_candidates: int = 10
+    A field declared here is a `run` flag, a `[sampling]` setting, a `/set` name and a settings-panel row.
+    """
+
+    temperature: float = _setting(0.0, "0 means greedy", "0 or more", lambda v: v >= 0 and math.isfinite(v))
+    top_k: int = _setting(0, "sample from the k most likely tokens; 0 means off", "0 or more", lambda v: v >= 0)
+    top_p: float = _setting(
+        1.0,
+        "sample from the most likely tokens up to this total probability; 1 means off",
+        "in (0, 1]",
+        lambda v: 0 < v <= 1,
+    )
+    repetition_penalty: float = _setting(
+        1.0, "make tokens already in the text less likely; 1 means off", "more than 0", lambda v: v > 0
+    )
+    max_new_tokens: int = _setting(512, "the most tokens one reply may have", "1 or more", lambda v: v >= 1)
+    seed: int | None = _setting(None, "seed for sampling, for a repeatable reply (none: random)")
+    stop: tuple[str, ...] = _setting((), "a string that ends the reply where it appears")
+    top_candidates: int = _setting(
+        10, "candidates recorded per step, with their probabilities", "from 1 to 100", lambda v: 1 <= v <= 100
+    )
 
     def validate(self) -> SamplingParams:
         """Return self, or raise InvalidValue naming the first value out of range."""
-        checks = [
-            ("temperature", self.temperature >= 0 and math.isfinite(self.temperature), "0 or more"),
-            ("top_k", self.top_k >= 0, "0 (off) or more"),
-            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "more than 0"),
-            ("max_new_tokens", self.max_new_tokens >= 1, "1 or more"),
-            ("top_candidates", 1 <= self.top_candidates <= 100, "from 1 to 100"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise InvalidValue(f"{name} must be {rule}, not {getattr(self, name)}")
+        for f in SAMPLING_FIELDS:
+            value = getattr(self, f.name)
+            if f.check is not None and value is not None and not f.check(value):
+                raise InvalidValue(f"{f.name} must be {f.rule}, not {value}")
         return self
 
     @classmethod
@@ -53,22 +65,10 @@ class SamplingParams:
 
     def with_value(self, name: str, text: str) -> SamplingParams:
         """A copy with one field parsed from text (for `/set`, `config set` and the settings panel)."""
-        names = [f.name for f in fields(self)]
-        if name not in names:
-            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(names)}")
-        value: Any
-        try:
-            if name == "stop":
-                value = tuple(s for s in text.split("|") if s) if text else ()
-            elif name == "seed":
-                value = None if text.lower() in ("", "none", "random") else int(text)
-            elif name in ("top_k", "max_new_tokens", "top_candidates"):
-                value = int(text)
-            else:
-                value = float(text)
-        except ValueError:
-            raise InvalidValue(f"{name} needs a number, not {text!r}") from None
-        return replace(self, **{name: value}).validate()
+        by_name = {f.name: f for f in SAMPLING_FIELDS}
+        if name not in by_name:
+            raise InvalidValue(f"unknown sampling setting {name!r}; known: {', '.join(by_name)}")
+        return replace(self, **{name: by_name[name].parse(text)}).validate()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -82,3 +82,75 @@ class SamplingParams:
         if "stop" in kwargs:
             kwargs["stop"] = tuple(kwargs["stop"])
         return cls(**kwargs).validate()
+
+
+@dataclass(frozen=True)
+class SamplingField:
+    """One field of SamplingParams as the command line, the settings and text input see it."""
+
+    name: str
+    hint: Any  # the field's type, as declared
+    kind: type  # int, float or str: what one value is parsed as
+    many: bool  # a tuple of values (stop strings)
+    optional: bool  # None is allowed (seed: random)
+    default: Any
+    about: str
+    rule: str
+    check: Callable[[Any], bool] | None
+
+    @property
+    def kind_words(self) -> str:
+        """The field's type in words: ``a whole number``, ``a list of strings``."""
+        one = {int: "a whole number", float: "a number"}.get(self.kind, "text")
+        return f"a list of {'strings' if self.kind is str else one}" if self.many else one
+
+    @property
+    def words(self) -> str:
+        """What a value must be, in words: ``a number, 0 or more``."""
+        return f"{self.kind_words}, {self.rule}" if self.rule else self.kind_words
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` (from TOML or JSON) has this field's type; bool is never a number."""
+
+        def one(v: Any) -> bool:
+            if isinstance(v, bool):
+                return False
+            return isinstance(v, (int, float)) if self.kind is float else isinstance(v, self.kind)
+
+        if self.many:
+            return isinstance(value, (list, tuple)) and all(one(v) for v in value)
+        return one(value)
+
+    def parse(self, text: str) -> Any:
+        """A value from text: ``a|b`` for stop strings, ``none`` or ``random`` for an optional one."""
+        if self.many:
+            return tuple(s for s in text.split("|") if s) if text else ()
+        if self.optional and text.lower() in ("", "none", "random"):
+            return None
+        try:
+            return self.kind(text)
+        except ValueError:
+            raise InvalidValue(f"{self.name} needs {self.kind_words}, not {text!r}") from None
+
+
+def _describe(f: Field[Any], hint: Any) -> SamplingField:
+    args = [a for a in get_args(hint) if a is not type(None)]
+    many = get_origin(hint) is tuple
+    kind = args[0] if args else hint
+    return SamplingField(
+        name=f.name,
+        hint=hint,
+        kind=kind,
+        many=many,
+        optional=type(None) in get_args(hint),
+        default=f.default,
+        about=f.metadata["about"],
+        rule=f.metadata["rule"],
+        check=f.metadata["check"],
+    )
+
+
+# In declaration order: the order of `run --help`, the settings file and the settings panel.
+SAMPLING_FIELDS: tuple[SamplingField, ...] = tuple(
+    _describe(f, get_type_hints(SamplingParams)[f.name]) for f in fields(SamplingParams)
+)

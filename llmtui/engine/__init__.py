@@ -1,4 +1,8 @@
-"""The engine: loading, generation, tokenization. It knows nothing of Textual."""
+"""The engine: resolving, converting, loading and describing models; generation. It knows nothing of Textual.
+
+specs (model specs and tokenizers) and gguf (the conversion cache) import neither torch nor transformers
+at module level, and tokenizer.json never needs them: the UI process uses these.
+"""
 
 import os
 
@@ -8,3 +12,15 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (progress bars, advisory warnings) off a user's terminal."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", module="transformers")
+    warnings.filterwarnings("ignore", module="torch")

@@ -19,7 +19,7 @@ from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.prompt import Message, Prompt, fit, plain_format
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.tokens import TokenizerView
-from llmtui.engine.models import LoadedModel
+from llmtui.engine.loader import LoadedModel
 
 
 class Engine:

@@ -9,34 +9,37 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from llmtui.core.choices import DEVICES, DTYPES, FORWARDS, MODEL_CHOICES, QUANTIZE, ModelOptions
 from llmtui.core.errors import InvalidValue, LlmtuiError
-from llmtui.core.sampling import SamplingParams
+from llmtui.core.sampling import SAMPLING_FIELDS, SamplingParams
 from llmtui.store.files import atomic_write, config_dir
 
 SETTINGS_FILE = "settings.toml"
 
 
-@dataclass(frozen=True)
-class SamplingSettings:
-    """The user's sampling choices; None leaves a value to the model's generation_config."""
+def _to_overrides(self: Any) -> dict[str, Any]:
+    """The values the user set, by name: what SamplingParams takes on top of the model's own defaults."""
+    return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    repetition_penalty: float | None = None
-    max_new_tokens: int | None = None
-    seed: int | None = None
-    stop: tuple[str, ...] | None = None
-    top_candidates: int | None = None
 
-    def to_overrides(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+# The user's sampling choices: SamplingParams' fields, each None until set (None leaves a value to the
+# model's generation_config). Made from SAMPLING_FIELDS so that a new sampling field is one edit.
+SamplingSettings = make_dataclass(
+    "SamplingSettings",
+    [(f.name, f.hint | None, field(default=None)) for f in SAMPLING_FIELDS],
+    frozen=True,
+    namespace={
+        "to_overrides": _to_overrides,
+        "__doc__": "The user's sampling choices; None leaves a value to the model's own.",
+        "__module__": __name__,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,11 @@ class Layout:
 class Settings:
     """Everything llmtui remembers between runs."""
 
-    model: str = "default"
-    device: str = "auto"
-    dtype: str = "auto"
-    forward: str = "auto"  # the decode loop's forward pass: auto, plain or transformers
-    quantize: str = "none"  # none, or int8 weights on the CPU (opt-in: changes the numbers slightly)
+    model: str = ModelOptions.model
+    device: str = DEVICES[0]
+    dtype: str = DTYPES[0]
+    forward: str = FORWARDS[0]  # the decode loop's forward pass
+    quantize: str = QUANTIZE[0]  # int8 weights on the CPU are opt-in: they change the numbers slightly
     system_prompt: str = ""
     theme: str = "llmtui-dark"
     model_dirs: tuple[str, ...] = ()
@@ -107,44 +110,29 @@ def _sampling_check(name: str) -> Callable[[Any], bool]:
 
 
 def _is(*types: type) -> Callable[[Any], bool]:
-    # bool is an int in Python, but `temperature = true` is not a number a user meant.
+    # bool is an int in Python, but `sidebar = 1` is not a switch a user meant.
     return lambda v: isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
 
 
-# dotted key -> (type check, range check, the rule in words)
+def _any(_value: Any) -> bool:
+    return True
+
+
+_SAMPLING = {f"sampling.{f.name}": f for f in SAMPLING_FIELDS}
+
+# dotted key -> (type check, range check, the rule in words). The model choices and the sampling fields
+# come from their one definition each (core.choices, core.sampling).
 _SCHEMA: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] = {
     "model": (_is(str), bool, "a model spec"),
-    "device": (
-        _is(str),
-        lambda v: v in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", v),
-        "auto, cpu, cuda or cuda:N",
-    ),
-    "dtype": (
-        _is(str),
-        lambda v: v in ("auto", "float32", "bfloat16", "float16"),
-        "auto, float32, bfloat16 or float16",
-    ),
-    "forward": (_is(str), lambda v: v in ("auto", "plain", "transformers"), "auto, plain or transformers"),
-    "quantize": (_is(str), lambda v: v in ("none", "int8"), "none or int8"),
-    "system_prompt": (_is(str), lambda v: True, "text"),
+    **{c.name: (_is(str), c.allows, c.words) for c in MODEL_CHOICES.values()},
+    "system_prompt": (_is(str), _any, "text"),
     "theme": (_is(str), bool, "a theme name"),
     "model_dirs": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of directories"),
-    "sampling.temperature": (_is(int, float), _sampling_check("temperature"), "a number, 0 or more"),
-    "sampling.top_k": (_is(int), _sampling_check("top_k"), "a whole number, 0 (off) or more"),
-    "sampling.top_p": (_is(int, float), _sampling_check("top_p"), "a number in (0, 1]"),
-    "sampling.repetition_penalty": (
-        _is(int, float),
-        _sampling_check("repetition_penalty"),
-        "a number above 0",
-    ),
-    "sampling.max_new_tokens": (_is(int), _sampling_check("max_new_tokens"), "a whole number, 1 or more"),
-    "sampling.seed": (_is(int), lambda v: True, "a whole number"),
-    "sampling.stop": (_is(list, tuple), lambda v: all(isinstance(x, str) for x in v), "a list of strings"),
-    "sampling.top_candidates": (_is(int), _sampling_check("top_candidates"), "a whole number from 1 to 100"),
-    "layout.token_stream": (_is(bool), lambda v: True, "true or false"),
-    "layout.inspector": (_is(bool), lambda v: True, "true or false"),
-    "layout.sidebar": (_is(bool), lambda v: True, "true or false"),
-    "layout.token_ids": (_is(bool), lambda v: True, "true or false"),
+    **{key: (f.accepts, _sampling_check(f.name), f.words) for key, f in _SAMPLING.items()},
+    "layout.token_stream": (_is(bool), _any, "true or false"),
+    "layout.inspector": (_is(bool), _any, "true or false"),
+    "layout.sidebar": (_is(bool), _any, "true or false"),
+    "layout.token_ids": (_is(bool), _any, "true or false"),
     "layout.sparkline": (_is(str), lambda v: v in ("prob", "entropy"), "prob or entropy"),
 }
 KEYS = tuple(_SCHEMA)
@@ -162,8 +150,8 @@ def _check(key: str, value: Any) -> Any:
         raise InvalidValue(f"{key} must be {rule}, not {value!r}")
     if isinstance(value, list):
         value = tuple(value)
-    if key in ("sampling.temperature", "sampling.top_p", "sampling.repetition_penalty"):
-        value = float(value)
+    if key in _SAMPLING and _SAMPLING[key].kind is float and not _SAMPLING[key].many:
+        value = float(value)  # `temperature = 1` in TOML is an int
     return value
 
 
@@ -256,7 +244,7 @@ def save_settings(settings: Settings, path: str | Path | None = None) -> Path:
             if not isinstance(section, dict):
                 section = doc[key] = {}
             if key == "sampling":  # cleared overrides leave the file too
-                for name in [n for n in section if n in {f.name for f in fields(SamplingSettings)}]:
+                for name in [n for n in section if n in {f.name for f in SAMPLING_FIELDS}]:
                     if name not in value:
                         del section[name]
             section.update(value)

@@ -85,7 +85,7 @@ class ModelCommands(Provider):
     async def search(self, query: str) -> Hits:
         app = self.app
         assert isinstance(app, LlmtuiApp)
-        from llmtui.engine import models
+        from llmtui.engine import catalog as models
 
         entries = await asyncio.to_thread(models.list_models, app.settings.model_dirs)
         matcher = self.matcher(query)

@@ -7,8 +7,9 @@ import torch
 
 from llmtui.core.errors import InvalidValue
 from llmtui.core.sampling import SamplingParams
-from llmtui.engine import forward, models
+from llmtui.engine import forward
 from llmtui.engine.generation import Engine
+from llmtui.engine.loader import load
 from tests import builders
 
 IDS = [5, 17, 42, 99, 3, 250, 7, 61, 120, 8]
@@ -29,8 +30,8 @@ def threads():
 def test_plain_forward_matches_transformers(tmp_path, threads, architecture, tied, thread_count):
     threads(thread_count)
     directory = builders.tiny_llama(tmp_path / "m", architecture=architecture, tied=tied, context=64)
-    reference = models.load(str(directory), device="cpu", forward="transformers")
-    plain = models.load(str(directory), device="cpu", forward="plain")
+    reference = load(str(directory), device="cpu", forward="transformers")
+    plain = load(str(directory), device="cpu", forward="plain")
     assert plain.forward.name == "plain" and reference.forward.name == "transformers"
     assert plain.forward.input_major  # on a CPU
 
@@ -48,7 +49,7 @@ def test_plain_forward_matches_transformers(tmp_path, threads, architecture, tie
 
 def test_other_architectures_fall_back_to_transformers(tmp_path):
     directory = builders.tiny_llama(tmp_path / "g", architecture="gemma")
-    loaded = models.load(str(directory), device="cpu")
+    loaded = load(str(directory), device="cpu")
     assert loaded.forward.name == "transformers"
     assert "gemma" in loaded.forward.note
     assert "gemma" in loaded.info.forward
@@ -56,16 +57,16 @@ def test_other_architectures_fall_back_to_transformers(tmp_path):
     events = list(engine.generate(engine.render([{"role": "user", "content": "hi"}]), SamplingParams(max_new_tokens=5)))
     assert len(events) >= 1
     with pytest.raises(InvalidValue, match="cannot run this model: the gemma architecture"):
-        models.load(str(directory), device="cpu", forward="plain")
+        load(str(directory), device="cpu", forward="plain")
 
 
 def test_bad_choices_are_refused_before_loading(tiny_model_dir):
     with pytest.raises(InvalidValue, match="unknown forward 'fast'"):
-        models.load(str(tiny_model_dir), device="cpu", forward="fast")
+        load(str(tiny_model_dir), device="cpu", forward="fast")
     with pytest.raises(InvalidValue, match="unknown quantize 'int4'"):
-        models.load(str(tiny_model_dir), device="cpu", quantize="int4")
+        load(str(tiny_model_dir), device="cpu", quantize="int4")
     with pytest.raises(InvalidValue, match="int8 weights need the plain forward pass"):
-        models.load(str(tiny_model_dir), device="cpu", forward="transformers", quantize="int8")
+        load(str(tiny_model_dir), device="cpu", forward="transformers", quantize="int8")
 
 
 @pytest.mark.parametrize(("width", "threads", "blocks"), [(49152, 2, 2), (960, 3, 3), (7, 4, 1), (10, 4, 2), (8, 0, 1)])
@@ -96,8 +97,8 @@ def test_int8_weights_stay_close_to_the_exact_distribution(default_engine, defau
 def test_plain_forward_in_the_gpu_layout_matches_transformers(tmp_path):
     """GPUs keep transformers' (out, in) layout; run that path here, where there is no GPU."""
     directory = builders.tiny_llama(tmp_path / "m", architecture="qwen2", tied=True, context=64)
-    reference = models.load(str(directory), device="cpu", forward="transformers")
-    model = models.load(str(directory), device="cpu", forward="transformers").model
+    reference = load(str(directory), device="cpu", forward="transformers")
+    model = load(str(directory), device="cpu", forward="transformers").model
     plain = forward.PlainForward(model, input_major=False)
     with torch.inference_mode():
         ours, theirs = plain.begin(30), reference.forward.begin(30)

@@ -151,9 +151,9 @@ def test_generation_stops_at_the_context_limit(tiny_engine):
 def test_tokenizer_without_chat_template_falls_back_to_plain_format(tmp_path):
     import builders
 
-    from llmtui.engine import models
+    from llmtui.engine.loader import load
 
-    loaded = models.load(str(builders.tiny_llama(tmp_path / "plain", chat_template=None)), device="cpu")
+    loaded = load(str(builders.tiny_llama(tmp_path / "plain", chat_template=None)), device="cpu")
     engine = Engine(loaded)
     prompt = engine.render(_chat("Hello", system="Be brief."))
     assert not prompt.templated

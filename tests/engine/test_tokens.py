@@ -170,9 +170,9 @@ def test_show_bytes_escapes_controls():
 @pytest.mark.parametrize("text", ["你是谁? 🙂", "What is the capital of France?", "  tabs\tand\nnewlines  "])
 def test_default_tokenizer_file_matches_the_models_tokenizer(default_loaded, text):
     """`llmtui tokenize` reads tokenizer.json directly; it must agree with the tokenizer the model uses."""
-    from llmtui.engine import models
+    from llmtui.engine.specs import load_tokenizer
 
-    view = TokenizerView(models.load_tokenizer("default"), "default")
+    view = TokenizerView(load_tokenizer("default"), "default")
     result = view.tokenize(text)
     assert result.ids == default_loaded.tokenizer(text)["input_ids"]
     assert result.ids == TokenizerView(default_loaded.tokenizer, "default").tokenize(text).ids
@@ -208,7 +208,7 @@ def padded_tokenizer_dir(tmp_path_factory):
 def test_padding_and_truncation_in_the_file_never_change_the_ids(padded_tokenizer_dir, text):
     from transformers import AutoTokenizer
 
-    from llmtui.engine.models import load_tokenizer
+    from llmtui.engine.specs import load_tokenizer
 
     expected = AutoTokenizer.from_pretrained(padded_tokenizer_dir)(text)["input_ids"]
     view = TokenizerView(load_tokenizer(str(padded_tokenizer_dir)), "padded")

@@ -185,7 +185,7 @@ class Inspector(Vertical):
 
     @work(thread=True, exclusive=True, group="inspect-compare")
     def _load_compare(self, spec: str) -> None:
-        from llmtui.engine import models
+        from llmtui.engine import specs as models
 
         if not spec:
             self.compare_view = None
