@@ -249,3 +249,64 @@ def test_default_model_answers_about_france(default_engine):
     assert "Paris" in "".join(e.text for e in generation)
     assert generation.stats.stop_reason == "eos"
     assert generation.events[-1].token_id in default_engine.eos_ids
+
+
+# -- scoring a text: one forward pass ------------------------------------------------------------------------
+
+
+def _reference_distributions(engine, ids):
+    """A plain softmax of the model's own logits: row i predicts ids[i + 1]."""
+    with torch.inference_mode():
+        logits = engine.model(torch.tensor([ids])).logits[0, :-1].float()[:, : len(engine.view.pieces)]
+    return torch.softmax(logits, dim=-1)
+
+
+@pytest.mark.parametrize("rows", [256, 3])  # 3: the rows are processed in several blocks
+def test_score_is_the_softmax_of_the_model_logits(tiny_engine, monkeypatch, rows):
+    from llmtui.engine import generation
+
+    monkeypatch.setattr(generation, "_SCORE_ROWS", rows)
+    ids = [*tiny_engine.render(_chat("The capital of France is Paris.")).ids, 5, 17, 42]
+    events = tiny_engine.score(ids, top=4)
+    probs = _reference_distributions(tiny_engine, ids)
+    assert [e.index for e in events] == list(range(1, len(ids)))
+    assert [e.token_id for e in events] == ids[1:]
+    for row, event in zip(probs, events, strict=True):
+        p = row[event.token_id].item()
+        assert math.isclose(event.prob, p, rel_tol=1e-5) and event.sampled_prob == event.prob
+        assert event.rank == int((row > row[event.token_id]).sum())
+        assert math.isclose(event.entropy, float(-(row * row.log()).nansum()), rel_tol=1e-4)
+        top = torch.topk(row, 4)
+        assert [c.token_id for c in event.candidates] == top.indices.tolist()
+        assert [c.prob for c in event.candidates] == pytest.approx(top.values.tolist(), rel=1e-5)
+        assert event.elapsed == 0.0
+    # The texts add up to the text after the first token, special tokens included.
+    full = tiny_engine.tokenizer.decode(ids, skip_special_tokens=False)
+    first = tiny_engine.tokenizer.decode(ids[:1], skip_special_tokens=False)
+    assert first + "".join(e.text for e in events) == full
+
+
+def test_score_refuses_what_it_cannot_score(tiny_engine):
+    assert tiny_engine.score([5]) == []
+    with pytest.raises(InvalidValue, match="out of range"):
+        tiny_engine.score([5, len(tiny_engine.view.pieces)])
+    with pytest.raises(ContextOverflow):
+        tiny_engine.score([5] * (tiny_engine.context_length + 1))
+
+
+@pytest.mark.model
+def test_score_agrees_with_the_decode_loop_on_the_default_model(default_engine):
+    """Teacher-forced on a greedy reply, scoring gives the probabilities the decode loop reported."""
+    prompt = default_engine.render(_chat("What is the capital of France?"))
+    events = list(default_engine.generate(prompt, SamplingParams(max_new_tokens=12, top_candidates=3)))
+    ids = [*prompt.ids, *(e.token_id for e in events)]
+    scored = default_engine.score(ids, top=3)[len(prompt.ids) - 1 :]
+    assert [s.token_id for s in scored] == [e.token_id for e in events]
+    for s, e in zip(scored, events, strict=True):
+        assert s.prob == pytest.approx(e.prob, abs=1e-4)
+        assert s.rank == 0 and s.entropy == pytest.approx(e.entropy, abs=1e-3)
+        assert [c.token_id for c in s.candidates][:1] == [e.token_id]
+    reference = _reference_distributions(default_engine, ids)
+    assert [s.prob for s in scored] == pytest.approx(
+        [reference[len(prompt.ids) - 1 + i, e.token_id].item() for i, e in enumerate(events)], rel=1e-5
+    )

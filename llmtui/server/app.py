@@ -1,0 +1,646 @@
+"""The ASGI application of `llmtui serve`: its routes over one loaded model, on Starlette.
+
+Requests are read and checked on the event loop (`protocol`), prompts are rendered in Starlette's thread
+pool, and the model runs on the decode thread (`decoder`), one reply at a time. A pure ASGI middleware in
+front checks the API key and writes one log line per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmtui.core import wire
+from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, LlmtuiError, OutOfMemory
+from llmtui.core.events import ReplyStats, TokenEvent
+from llmtui.core.prompt import Prompt
+from llmtui.core.sampling import SamplingParams
+from llmtui.core.text import escape_controls
+from llmtui.server import protocol
+from llmtui.server.decoder import Decoder, Item, Job, QueueFull
+from llmtui.server.protocol import ApiError, GenerateRequest, invalid
+
+RETRY_AFTER = "1"  # seconds, for a model still loading and for a full queue
+LOG_KEY = "llmtui.log"  # where an endpoint leaves what the request's log line reports
+
+
+class Service:
+    """What the routes serve: the model once it has loaded (and how far loading is), and the decode thread."""
+
+    def __init__(self, *, api_key: str | None = None, max_queue: int = 8, spec: str | None = None) -> None:
+        self.api_key = api_key
+        self.max_queue = max_queue
+        self.spec = spec
+        self.backend: Any = None  # a LocalBackend once loaded (imported only on the loading thread)
+        self.decoder: Decoder | None = None
+        self.progress = 0.0
+        self.detail = "starting"
+        self.failure: str | None = None
+        self.created = protocol.now()
+        self.model_id = ""
+        self._aliases: set[str] = set()
+        self._closed = False
+
+    def loading(self, fraction: float, detail: str) -> None:
+        """How far the load is (a `Progress` callback, called from the loading thread)."""
+        self.progress, self.detail = fraction, detail
+
+    def ready(self, backend: Any) -> None:
+        """Serve ``backend`` (a LocalBackend) from now on."""
+        info = backend.info.model
+        self.model_id = info.name
+        self._aliases = {a for a in (info.name, info.spec, info.path, self.spec) if a}
+        self.decoder = Decoder(self.max_queue)
+        if self._closed:
+            self.decoder.close()
+        self.progress, self.detail = 1.0, "ready"
+        self.backend = backend
+
+    def close(self) -> None:
+        """The server is stopping: end the running reply within a step and turn away the waiting ones."""
+        self._closed = True
+        if self.decoder is not None:
+            self.decoder.close()
+
+    def require(self) -> Any:
+        """The backend, or a 503 while the model loads."""
+        if self.backend is None:
+            raise ApiError(
+                503,
+                f"the model is still loading ({self.progress:.0%}: {self.detail}); try again shortly",
+                type="server_error",
+                code="model_loading",
+                headers={"Retry-After": RETRY_AFTER},
+            )
+        return self.backend
+
+    def check_model(self, name: str | None) -> str:
+        """The served model's id; a 404 when a request names another model."""
+        if name is not None and name not in self._aliases:
+            raise ApiError(
+                404,
+                f"the model {name!r} does not exist; this server serves {self.model_id!r}",
+                param="model",
+                code="model_not_found",
+            )
+        return self.model_id
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _from_llmtui(exc: LlmtuiError) -> ApiError:
+    """An engine's typed error as an HTTP error."""
+    if isinstance(exc, ContextOverflow):
+        return invalid(str(exc), "messages", "context_length_exceeded")
+    if isinstance(exc, InvalidValue):
+        return invalid(str(exc))
+    code = "out_of_memory" if isinstance(exc, OutOfMemory) else "generation_failed"
+    return ApiError(500, str(exc), type="server_error", code=code)
+
+
+def _log(message: str) -> None:
+    print(f"llmtui: {message}", file=sys.stderr, flush=True)
+
+
+def _handled(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Every failure of a route becomes an OpenAI-shaped error body; none reaches uvicorn as a traceback."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except LlmtuiError as exc:
+            return error_response(_from_llmtui(exc))
+        except Exception as exc:
+            what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _log(f"error: {request.method} {request.url.path}: {type(exc).__name__}: {what[:300]}")
+            return error_response(ApiError(500, f"internal error: {what[:300]}", type="server_error"))
+
+    return endpoint
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise invalid("the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise invalid(f"the request body is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+
+
+def _encode(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + _encode(obj) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+# -- replies -------------------------------------------------------------------------------------------------
+
+
+class ReplyWriter:
+    """A job's items as OpenAI's chunks (streamed) or one response: chat or legacy completions."""
+
+    def __init__(
+        self,
+        service: Service,
+        request: GenerateRequest,
+        *,
+        chat: bool,
+        prompt_tokens: int,
+        echo_ids: list[int] | None = None,
+        echo_text: str = "",
+    ) -> None:
+        self.view = service.backend.view
+        self.model = service.model_id
+        self.request = request
+        self.chat = chat
+        self.prompt_tokens = prompt_tokens
+        self.echo_ids = echo_ids
+        self.echo_text = echo_text
+        self.id = protocol.new_id("chatcmpl" if chat else "cmpl")
+        self.object = "chat.completion" if chat else "text_completion"
+        self.created = protocol.now()
+        self.events: list[TokenEvent] = []
+        self.legacy = None
+        if not chat and request.logprobs is not None:
+            self.legacy = protocol.LegacyLogprobs(self.view, request.logprobs)
+            self.legacy_out = self.legacy.empty()
+
+    # A chunk's frame: OpenAI repeats id, object, created and model in every chunk.
+    def _chunk(self, choice: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [] if choice is None else [choice],
+        }
+        if self.request.include_usage:
+            chunk["usage"] = None
+        chunk.update(extra)
+        return chunk
+
+    def _choice(self, text: str | None, logprobs: Any, finish: str | None) -> dict[str, Any]:
+        if self.chat:
+            delta = {} if text is None else {"content": text}
+            return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
+
+    def opening(self) -> list[bytes]:
+        """What a stream starts with: OpenAI's chat streams open with the assistant's role."""
+        if not self.chat:
+            return []
+        choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        return [_sse(self._chunk(choice))]
+
+    def echo(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
+        """The prompt, returned first with ``echo``; with logprobs, its own tokens' (the first has none)."""
+        if self.echo_ids is None:
+            return None
+        if self.legacy is None:
+            return {"text": self.echo_text, "logprobs": None}
+        out = self.legacy.empty()
+        by_index = {e.index: e for e in scored or ()}
+        for i, token_id in enumerate(self.echo_ids):
+            self.legacy.add(out, token_id, by_index.get(i))
+        return {"text": self.echo_text, "logprobs": out}
+
+    def token(self, event: TokenEvent) -> dict[str, Any]:
+        """One streamed chunk per token, carrying llmtui's TokenEvent beside OpenAI's fields."""
+        self.events.append(event)
+        logprobs = self._logprobs(event)
+        choice = self._choice(event.text, logprobs, None)
+        choice[wire.EXTENSION] = event.to_dict()
+        return self._chunk(choice)
+
+    def _logprobs(self, event: TokenEvent) -> Any:
+        if self.request.logprobs is None:
+            return None
+        if self.chat:
+            return {"content": [protocol.chat_logprob(self.view, event, self.request.logprobs)]}
+        assert self.legacy is not None
+        out = self.legacy.empty()
+        self.legacy.add(out, event.token_id, event)
+        return out
+
+    def closing(self, stats: ReplyStats) -> list[dict[str, Any]]:
+        """The last chunk (finish_reason and llmtui's stats), then usage when the client asked for it."""
+        chunks = [self._chunk(self._choice(None, None, protocol.finish_reason(stats)), **protocol.stats_field(stats))]
+        if self.request.include_usage:
+            chunks.append(self._chunk(None, usage=self.usage()))
+        return chunks
+
+    def usage(self) -> dict[str, int]:
+        return protocol.usage(self.prompt_tokens, len(self.events))
+
+    def response(self, scored: list[TokenEvent] | None, stats: ReplyStats) -> dict[str, Any]:
+        """A whole (non-streamed) response."""
+        text = "".join(e.text for e in self.events)
+        finish = protocol.finish_reason(stats)
+        if self.chat:
+            logprobs = None
+            if self.request.logprobs is not None:
+                top = self.request.logprobs
+                logprobs = {"content": [protocol.chat_logprob(self.view, e, top) for e in self.events]}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": logprobs,
+                "finish_reason": finish,
+            }
+        else:
+            echo = self.echo(scored)
+            logprobs = None
+            if self.legacy is not None:
+                logprobs = echo["logprobs"] if echo else self.legacy.empty()
+                for e in self.events:
+                    self.legacy.add(logprobs, e.token_id, e)
+            choice = {"index": 0, "text": (echo["text"] if echo else "") + text, "logprobs": logprobs}
+            choice["finish_reason"] = finish
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": self.usage(),
+            **protocol.stats_field(stats),
+        }
+
+
+def _item_error(item: Item) -> ApiError:
+    if item.kind == "gone":
+        status = 499 if item.value == "the client went away" else 503
+        return ApiError(status, f"the reply did not run: {item.value}", type="server_error", code="cancelled")
+    return _from_llmtui(item.value)
+
+
+async def _watch(receive: Receive, job: Job) -> None:
+    """Stop the job when the client disconnects: it leaves the queue, or its reply ends within a step."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            job.stop()
+            return
+
+
+class Routes:
+    """The endpoints, over one Service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def health(self, request: Request) -> Response:
+        service = self.service
+        if service.backend is None:
+            body = {"status": "loading", "progress": round(service.progress, 3), "detail": service.detail}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER})
+        return JSONResponse({"status": "ok"})
+
+    def _model_card(self) -> dict[str, Any]:
+        info = self.service.backend.info
+        return {
+            "id": self.service.model_id,
+            "object": "model",
+            "created": self.service.created,
+            "owned_by": "llmtui",
+            "root": info.model.path,
+            "parent": None,
+            "max_model_len": info.context_length,
+            wire.EXTENSION: info.to_dict(),
+        }
+
+    async def models(self, request: Request) -> Response:
+        self.service.require()
+        return JSONResponse({"object": "list", "data": [self._model_card()]})
+
+    async def model(self, request: Request) -> Response:
+        self.service.require()
+        self.service.check_model(request.path_params["model"])
+        return JSONResponse(self._model_card())
+
+    async def tokenize(self, request: Request) -> Response:
+        backend = self.service.require()
+        req = protocol.read_tokenize(await _json(request))
+        self.service.check_model(req.model)
+        view = backend.view
+        extension: dict[str, Any] = {}
+        if req.messages is not None:
+            if not req.add_generation_prompt:
+                raise invalid("'add_generation_prompt' false is not supported by llmtui serve", "add_generation_prompt")
+            try:
+                text, ids, templated = await run_in_threadpool(backend.engine.template, req.messages)
+            except GenerationError as exc:
+                raise invalid(str(exc), "messages") from None
+            extension = {wire.EXTENSION: {"text": text, "templated": templated}}
+        else:
+            assert req.prompt is not None
+            ids = view.backend.encode(req.prompt, add_special_tokens=req.add_special_tokens).ids
+        body: dict[str, Any] = {"count": len(ids), "max_model_len": backend.info.context_length, "tokens": list(ids)}
+        body["token_strs"] = [view.pieces[i] for i in ids] if req.return_token_strs else None
+        return JSONResponse({**body, **extension})
+
+    async def detokenize(self, request: Request) -> Response:
+        backend = self.service.require()
+        model, tokens = protocol.read_detokenize(await _json(request))
+        self.service.check_model(model)
+        protocol.check_ids(tokens, backend.view.size, "tokens")
+        return JSONResponse({"prompt": backend.view.backend.decode(tokens, skip_special_tokens=False)})
+
+    # -- generation --------------------------------------------------------------------------------------
+
+    def _params(self, req: GenerateRequest, max_tokens: int) -> SamplingParams:
+        backend = self.service.backend
+        defaults = backend.info.defaults
+        top = max(req.extension.top_candidates or defaults.top_candidates, req.logprobs or 0)
+        try:
+            return backend.default_params(**req.overrides, max_new_tokens=max_tokens, top_candidates=top)
+        except InvalidValue as exc:
+            raise invalid(str(exc)) from None
+
+    async def chat(self, request: Request) -> Response:
+        backend = self.service.require()
+        req = protocol.read_chat(await _json(request))
+        self.service.check_model(req.model)
+        context = backend.info.context_length
+        reserve = req.max_tokens or backend.info.defaults.max_new_tokens
+        try:
+            prompt = await run_in_threadpool(backend.render, req.messages, reserve)
+        except GenerationError as exc:  # the chat template refused the conversation
+            raise invalid(str(exc), "messages") from None
+        params = self._params(req, req.max_tokens or context)
+        writer = ReplyWriter(self.service, req, chat=True, prompt_tokens=len(prompt.ids))
+        return await self._reply(request, req, writer, self._work(prompt, params, (), None, None, None))
+
+    async def completions(self, request: Request) -> Response:
+        backend = self.service.require()
+        req = protocol.read_completion(await _json(request))
+        self.service.check_model(req.model)
+        view, context = backend.view, backend.info.context_length
+        if isinstance(req.prompt, str):
+            ids = view.backend.encode(req.prompt, add_special_tokens=True).ids
+            text = req.prompt
+            if not ids:
+                raise invalid("'prompt' is empty", "prompt")
+        else:
+            assert req.prompt is not None
+            ids = list(req.prompt)
+            protocol.check_ids(ids, view.size, "prompt")
+            text = view.backend.decode(ids, skip_special_tokens=False) if req.echo else ""
+        if len(ids) >= context:
+            raise invalid(
+                f"the prompt is {len(ids)} tokens; the model's context of {context} leaves no room for a reply",
+                "prompt",
+                "context_length_exceeded",
+            )
+        ext = req.extension
+        if ext.prefix >= len(ids):
+            raise invalid(
+                f"'{wire.EXTENSION}.prefix' ({ext.prefix}) must leave at least one prompt token", wire.EXTENSION
+            )
+        if ext.force is not None:
+            protocol.check_ids([ext.force], view.size, wire.EXTENSION)
+        split = len(ids) - ext.prefix
+        prompt = Prompt(text if not ext.prefix else "", tuple(ids[:split]), True, 0, context)
+        max_tokens = req.max_tokens or 0
+        params = self._params(req, max(max_tokens, 1))
+        echo_ids = ids if req.echo else None
+        writer = ReplyWriter(
+            self.service, req, chat=False, prompt_tokens=len(ids), echo_ids=echo_ids, echo_text=text if req.echo else ""
+        )
+        score = req.logprobs if req.echo and req.logprobs is not None else None
+        work = self._work(prompt, params, tuple(ids[split:]), ext.force, echo_ids, score, generate=max_tokens > 0)
+        return await self._reply(request, req, writer, work)
+
+    def _work(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        prefix: tuple[int, ...],
+        force: int | None,
+        echo_ids: list[int] | None,
+        score_top: int | None,
+        *,
+        generate: bool = True,
+    ) -> Callable[[Job], None]:
+        """What the decode thread runs for one request: score the echoed prompt, then decode the reply."""
+        backend = self.service.backend
+
+        def work(job: Job) -> None:
+            if echo_ids is not None:
+                job.post("score", backend.engine.score(echo_ids, score_top) if score_top is not None else None)
+            if not generate:
+                job.post("done", ReplyStats.of([], len(echo_ids or prompt.ids), "max_tokens"))
+                return
+            reply = backend.generate(prompt, params, prefix=prefix, force=force)
+            job.attach(reply)
+            for event in reply:
+                job.post("event", event)
+            job.post("done", reply.stats)
+
+        return work
+
+    async def _reply(
+        self, request: Request, req: GenerateRequest, writer: ReplyWriter, work: Callable[[Job], None]
+    ) -> Response:
+        """Queue the work, then stream its items as SSE or gather them into one response."""
+        decoder = self.service.decoder
+        assert decoder is not None
+        job = Job(work, asyncio.get_running_loop())
+        try:
+            decoder.submit(job)
+        except QueueFull:
+            raise ApiError(
+                503,
+                f"the server is busy: one reply is decoding and {decoder.max_queue} are waiting; try again shortly",
+                type="server_error",
+                code="queue_full",
+                headers={"Retry-After": RETRY_AFTER},
+            ) from None
+        log = request.scope[LOG_KEY]
+        watcher = asyncio.create_task(_watch(request.receive, job))
+        try:
+            first = await job.get()
+            if first.kind in ("error", "gone"):
+                return self._failed(first)
+            if req.stream:
+                stream = self._stream(first, job, writer, watcher, log)
+                watcher = None  # the stream owns it now
+                return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return await self._gather(first, job, writer, log)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                job.stop()
+
+    def _failed(self, item: Item) -> Response:
+        error = _item_error(item)
+        body = error.body()
+        if item.stats is not None:
+            body.update(protocol.stats_field(item.stats))
+        return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+    async def _gather(self, item: Item, job: Job, writer: ReplyWriter, log: dict[str, Any]) -> Response:
+        scored = None
+        while True:
+            if item.kind == "score":
+                scored = item.value
+            elif item.kind == "event":
+                writer.events.append(item.value)
+            elif item.kind == "done":
+                log["tokens"] = len(writer.events)
+                return JSONResponse(writer.response(scored, item.value))
+            else:
+                log["tokens"] = len(writer.events)
+                return self._failed(item)
+            item = await job.get()
+
+    async def _stream(
+        self, item: Item | None, job: Job, writer: ReplyWriter, watcher: asyncio.Task[None], log: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        try:
+            parts = writer.opening()
+            finished = False
+            while True:
+                # Take every item already waiting, and send them in one write.
+                while item is not None and not finished:
+                    finished = self._feed(item, writer, parts)
+                    item = None if finished else job.get_nowait()
+                log["tokens"] = len(writer.events)
+                if parts:
+                    yield b"".join(parts)
+                    parts = []
+                if finished:
+                    return
+                item = await job.get()
+        finally:
+            watcher.cancel()
+            job.stop()
+
+    def _feed(self, item: Item, writer: ReplyWriter, parts: list[bytes]) -> bool:
+        """Add one item's SSE events to ``parts``; True when the stream is over."""
+        if item.kind == "event":
+            parts.append(_sse(writer.token(item.value)))
+            return False
+        if item.kind == "score":
+            echo = writer.echo(item.value)
+            if echo is not None:
+                parts.append(_sse(writer._chunk(writer._choice(echo["text"], echo["logprobs"], None))))
+            return False
+        if item.kind == "done":
+            parts.extend(_sse(chunk) for chunk in writer.closing(item.value))
+        else:  # an error after the stream began: an error event, then the end, as vLLM does
+            body = _item_error(item).body()
+            if item.stats is not None:
+                body.update(protocol.stats_field(item.stats))
+            parts.append(_sse(body))
+        parts.append(SSE_DONE)
+        return True
+
+
+# -- the application -----------------------------------------------------------------------------------------
+
+
+class Front:
+    """Pure ASGI middleware: the API key, and one log line per request (the key is never logged)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        log: dict[str, Any] = {"tokens": None}
+        scope[LOG_KEY] = log
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            error = self._refused(scope)
+            if error is not None:
+                await error_response(error)(scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        except Exception as exc:
+            what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _log(f"error: {type(exc).__name__}: {what[:300]}")
+            if status == 0:
+                await error_response(ApiError(500, "internal error", type="server_error"))(scope, receive, send_status)
+        finally:
+            tokens = f" {log['tokens']} tokens" if log["tokens"] is not None else ""
+            path = escape_controls(scope.get("path", ""))
+            _log(f"{scope.get('method', '')} {path} {status or '-'}{tokens} {time.perf_counter() - started:.3f} s")
+
+    def _refused(self, scope: Scope) -> ApiError | None:
+        key = self.service.api_key
+        if not key or scope.get("path") == "/health":
+            return None
+        headers = dict(scope.get("headers", ()))
+        given = headers.get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        if not given:
+            message = "no API key given: send it as 'Authorization: Bearer KEY'"
+        elif scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), key.encode()):
+            message = "the API key is not valid"
+        else:
+            return None
+        return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed on {escape_controls(request.url.path)}"
+    elif exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {escape_controls(request.url.path)}"
+    else:
+        message = str(exc.detail)
+    return error_response(ApiError(exc.status_code, message, code="not_found" if exc.status_code == 404 else None))
+
+
+def create_app(service: Service) -> ASGIApp:
+    """The ASGI application serving ``service``."""
+    routes = Routes(service)
+    app = Starlette(
+        routes=[
+            Route("/health", _handled(routes.health), methods=["GET"]),
+            Route("/v1/models", _handled(routes.models), methods=["GET"]),
+            Route("/v1/models/{model:path}", _handled(routes.model), methods=["GET"]),
+            Route("/v1/chat/completions", _handled(routes.chat), methods=["POST"]),
+            Route("/v1/completions", _handled(routes.completions), methods=["POST"]),
+            Route("/tokenize", _handled(routes.tokenize), methods=["POST"]),
+            Route("/detokenize", _handled(routes.detokenize), methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    return Front(app, service)
