@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import httpx
-import platformdirs
 
 from llmtui.backends.base import Progress
 from llmtui.backends.client import ClientBackend
@@ -34,8 +33,10 @@ ERROR_PREFIX = "llmtui: error: "
 
 def runtime_base() -> Path:
     """Where engine directories go: the user's runtime dir (/run/user/UID) when there is one, else the temp dir."""
-    runtime = Path(platformdirs.user_runtime_dir())
-    return runtime if runtime.is_dir() and os.access(runtime, os.W_OK) else Path(tempfile.gettempdir())
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir() and os.access(runtime, os.W_OK):
+        return Path(runtime)
+    return Path(tempfile.gettempdir())
 
 
 class EngineProcess(ClientBackend):

@@ -168,9 +168,9 @@ def _load(service: Service, options: ModelOptions, server: uvicorn.Server) -> No
     """Load the model (on its own thread, while the server answers `/health`); stop the server on failure."""
     try:
         service.loading(0.0, "resolving model")
-        from llmtui.engine import models
+        from llmtui.engine.specs import resolve
 
-        models.resolve(options.model)  # a wrong name fails now, before seconds of imports
+        resolve(options.model)  # a wrong name fails now, before seconds of imports
         service.loading(0.0, "importing torch and transformers")
         import torch  # noqa: F401
         import transformers  # noqa: F401
