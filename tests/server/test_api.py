@@ -242,28 +242,40 @@ def test_the_api_key_is_required_and_never_logged(served, capfd):
 # -- several clients -------------------------------------------------------------------------------------------
 
 
-def _stream(served, body, out: list, started: threading.Event, stop_after: int | None = None) -> None:
-    """A client in a thread: stream a reply, noting each payload; hang up after ``stop_after`` tokens."""
-    with (
-        httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as c,
-        c.stream("POST", CHAT, json={**body, "stream": True}) as response,
-    ):
-        out.append(response.status_code)
-        for payload in _sse(response):
-            out.append(payload)
-            started.set()
-            tokens = [p for p in out if isinstance(p, dict) and p.get("choices") and "llmtui" in p["choices"][0]]
-            if stop_after is not None and len(tokens) >= stop_after:
-                return
-    started.set()
+class Streamer(threading.Thread):
+    """A client in a thread: streams a reply, keeping each payload, until it ends or it is told to hang up."""
+
+    def __init__(self, served, body: dict, hang_up_after: int | None = None) -> None:
+        super().__init__(daemon=True)
+        self.served, self.body, self.hang_up_after = served, body, hang_up_after
+        self.payloads: list = []
+        self.status = 0
+        self.tokens = 0
+        self.streaming = threading.Event()  # the first payload arrived
+        self.hang_up = threading.Event()
+        self.start()
+        assert self.streaming.wait(30), "no reply began"
+
+    def run(self) -> None:
+        try:
+            with (
+                httpx.Client(base_url=self.served.url, headers={"Authorization": f"Bearer {API_KEY}"}) as c,
+                c.stream("POST", CHAT, json={**self.body, "stream": True}, timeout=60) as response,
+            ):
+                self.status = response.status_code
+                for payload in _sse(response):
+                    self.payloads.append(payload)
+                    self.tokens += isinstance(payload, dict) and "llmtui" in (payload.get("choices") or [{}])[0]
+                    self.streaming.set()
+                    if self.hang_up.is_set() or (self.hang_up_after and self.tokens >= self.hang_up_after):
+                        return
+        finally:
+            self.streaming.set()
+            self.ended = time.monotonic()
 
 
 def test_one_reply_at_a_time_the_next_waits_a_full_queue_gets_503(served, http):
-    first: list = []
-    running = threading.Event()
-    a = threading.Thread(target=_stream, args=(served, {"messages": STORY, "max_tokens": 24}, first, running))
-    a.start()
-    assert running.wait(30)
+    first = Streamer(served, {"messages": STORY, "max_tokens": 300})
     second: dict = {}
 
     def waiting_client() -> None:
@@ -279,21 +291,17 @@ def test_one_reply_at_a_time_the_next_waits_a_full_queue_gets_503(served, http):
     full = http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2})  # the queue (1 place) is full
     assert full.status_code == 503 and full.headers["Retry-After"] == "1"
     assert full.json()["error"]["code"] == "queue_full"
-    a.join(60)
-    first_done = time.monotonic()
-    b.join(60)
-    assert first[0] == 200 and first[-1] == "[DONE]"
-    assert second["status"] == 200 and second["at"] >= first_done - 0.5  # it ran after the first reply
+    assert first.is_alive() and not second  # the second still waits for the first
+    first.hang_up.set()
+    first.join(30)
+    b.join(30)
+    assert first.status == 200 and second["status"] == 200 and second["at"] > first.ended
     served.idle()
 
 
 def test_a_client_that_hangs_up_stops_its_reply_within_a_step(served):
-    got: list = []
-    a = threading.Thread(
-        target=_stream, args=(served, {"messages": STORY, "max_tokens": 300}, got, threading.Event(), 3)
-    )
-    a.start()
-    a.join(60)
+    client = Streamer(served, {"messages": STORY, "max_tokens": 300}, hang_up_after=3)
+    client.join(30)
     served.idle(10)
     reply = served.service.decoder.last
     assert reply.stats.stop_reason == "stopped"
@@ -301,19 +309,16 @@ def test_a_client_that_hangs_up_stops_its_reply_within_a_step(served):
 
 
 def test_a_waiting_client_that_hangs_up_leaves_the_queue(served, http):
-    running = threading.Event()
-    body = {"messages": STORY, "max_tokens": 200}
-    a = threading.Thread(target=_stream, args=(served, body, [], running, 60))
-    a.start()
-    assert running.wait(30)
+    first = Streamer(served, {"messages": STORY, "max_tokens": 300})
     with pytest.raises(httpx.ReadTimeout):  # it waits behind the running reply, then gives up
         http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2}, timeout=0.5)
     deadline = time.monotonic() + 5
     while served.service.decoder.waiting:
         assert time.monotonic() < deadline, "the departed client is still queued"
         time.sleep(0.01)
-    assert a.is_alive()  # it left while the first reply was still decoding
-    a.join(60)
+    assert first.is_alive()  # it left while the first reply was still decoding
+    first.hang_up.set()
+    first.join(30)
     served.idle()
     assert len(served.service.decoder.last.events) > 2  # the last to run was the first reply, not the departed
 
