@@ -26,7 +26,7 @@ async def wait_ready(pilot) -> None:
 
 
 async def wait_idle(pilot) -> None:
-    await wait_for(pilot, lambda: pilot.app.generation is None)
+    await wait_for(pilot, lambda: not pilot.app.workstation.replies.busy)
     await pilot.pause(0.1)
 
 

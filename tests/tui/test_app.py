@@ -55,7 +55,7 @@ async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
         await send(pilot, "Hello")
-        assert app.generation is not None  # still writing
+        await wait_for(pilot, lambda: app.generation is not None and len(app.generation.events) > 2)
         await pilot.press("escape")
         await wait_idle(pilot)
         version = app.conversation.turns[-1].version

@@ -20,7 +20,7 @@ def app_with_reply(make_app, recorded_conversation):
 async def _on_step_three(pilot) -> None:
     await wait_ready(pilot)
     app = pilot.app
-    await wait_for(pilot, lambda: app.stream_turn is not None)
+    await wait_for(pilot, lambda: app.workstation.stream_turn is not None)
     fixed_status(app)
     await pilot.press("f3", "home", "right", "right", "right")
     await pilot.pause(0.2)

@@ -147,11 +147,11 @@ class ConversationView(VerticalScroll):
         await self.mount_all([MessageView(i, t) for i, t in enumerate(conversation.turns)])
         self.scroll_end(animate=False)
 
-    async def add_turn(self, index: int, turn: Turn) -> MessageView:
-        view = MessageView(index, turn)
-        await self.mount(view)
+    async def extend(self, conversation: Conversation) -> None:
+        """Add the turns not shown yet (a message sent, a reply begun) without rebuilding the others."""
+        shown = len(self.query(MessageView))
+        await self.mount_all([MessageView(i, t) for i, t in enumerate(conversation.turns) if i >= shown])
         self.scroll_end(animate=False)
-        return view
 
     def message(self, index: int) -> MessageView | None:
         for view in self.query(MessageView):

@@ -14,6 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static, TextArea
 
@@ -63,7 +64,10 @@ class InspectorChips(ChipView):
 
 
 class Inspector(Vertical):
-    """The pane. The app gives it a TokenizerView once the model's tokenizer is loaded."""
+    """The pane. The workstation gives it a TokenizerView once the model's tokenizer is loaded."""
+
+    class PromptWanted(Message):
+        """The input was submitted empty: show the prompt again."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -97,32 +101,37 @@ class Inspector(Vertical):
         if self.view is None:
             return
         self.source_title = title
-        self._tokenize(self.view, text, add_special_tokens)
+        chips = self.chips  # read the widgets here: the worker thread touches none
+        self._tokenize(self.view, text, add_special_tokens, chips.raw, chips.show_ids, chips.wrap_width())
 
     @work(thread=True, exclusive=True, group="inspect")
-    def _tokenize(self, view: TokenizerView, text: str, add_special_tokens: bool) -> None:
+    def _tokenize(
+        self, view: TokenizerView, text: str, add_special_tokens: bool, raw: bool, show_ids: bool, width: int
+    ) -> None:
         tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
-        chips = inspector_chips(tokenization, raw=self.chips.raw, show_ids=self.chips.show_ids)
-        layout = ChipLayout.wrap(chips, self.chips.wrap_width())  # here, not on the UI thread
+        chips = inspector_chips(tokenization, raw=raw, show_ids=show_ids)
+        layout = ChipLayout.wrap(chips, width)  # here, not on the UI thread
         compared = None
         if self.compare_view is not None:
             compared = self.compare_view.tokenize(text, add_special_tokens=add_special_tokens)
         self.app.call_from_thread(self._show, tokenization, chips, compared, layout)
 
     @work(thread=True, exclusive=True, group="inspect")
-    def _decode_ids(self, view: TokenizerView, ids: list[int]) -> None:
+    def _decode_ids(self, view: TokenizerView, ids: list[int], width: int) -> None:
         try:
             tokenization = view.from_ids(ids)
         except LlmtuiError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
         chips = inspector_chips(tokenization)
-        layout = ChipLayout.wrap(chips, self.chips.wrap_width())
+        layout = ChipLayout.wrap(chips, width)
         self.app.call_from_thread(self._show, tokenization, chips, None, layout)
 
     def _show(
         self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None, layout: ChipLayout
     ) -> None:
+        if not self.app.is_running:
+            return  # the app is shutting down: the panes are being torn down
         self.tokenization = tokenization
         self.compared = compared
         text = tokenization.text
@@ -174,14 +183,14 @@ class Inspector(Vertical):
                 self.app.notify("ids: takes whole numbers separated by spaces.", severity="error")
                 return
             self.source_title = "ids"
-            self._decode_ids(self.view, ids)
+            self._decode_ids(self.view, ids, self.chips.wrap_width())
         elif value.startswith("compare:"):
             spec = value[8:].strip()
             self._load_compare(spec)
         elif value:
             self.show_text(value, title="text")
         else:
-            self.app.action_inspect_prompt()  # type: ignore[attr-defined]
+            self.post_message(self.PromptWanted())
 
     @work(thread=True, exclusive=True, group="inspect-compare")
     def _load_compare(self, spec: str) -> None:
@@ -196,7 +205,7 @@ class Inspector(Vertical):
                 self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
                 return
         if self.tokenization is not None:
-            self.show_text(self.tokenization.text, title=self.source_title)
+            self.app.call_from_thread(self.show_text, self.tokenization.text, title=self.source_title)
 
     # -- selection, both ways ---------------------------------------------------------------------------
 
