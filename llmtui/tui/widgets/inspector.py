@@ -194,13 +194,13 @@ class Inspector(Vertical):
 
     @work(thread=True, exclusive=True, group="inspect-compare")
     def _load_compare(self, spec: str) -> None:
-        from llmtui.engine import specs as models
+        from llmtui.engine.specs import load_tokenizer
 
         if not spec:
             self.compare_view = None
         else:
             try:
-                self.compare_view = TokenizerView(models.load_tokenizer(spec), spec)
+                self.compare_view = TokenizerView(load_tokenizer(spec), spec)
             except LlmtuiError as exc:
                 self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
                 return
