@@ -1,8 +1,9 @@
-"""Tiny, real models and tokenizers built inside the tests: fast, and no mocks."""
+"""Builders for tests: tiny random models and tokenizers, and small process helpers."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 SENTENCES = [
@@ -125,3 +126,17 @@ def tiny_llama(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def gone(pid: int, within: float) -> bool:
+    """Whether the process ends within ``within`` seconds (a zombie nobody has reaped yet counts as ended)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False

@@ -12,7 +12,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from llmtui.backends.base import Backend, Progress, Reply, StartBackend
+from llmtui.backends.base import Backend, Reply, StartBackend
+from llmtui.backends.process import start_engine_process
 from llmtui.core.choices import ModelOptions
 from llmtui.core.conversation import Conversation
 from llmtui.core.errors import LlmtuiError
@@ -23,13 +24,6 @@ from llmtui.tui.commands import system_commands
 from llmtui.tui.themes import DEFAULT_VARIABLES, load_themes
 from llmtui.tui.widgets.status import StatusBar
 from llmtui.tui.workstation import Workstation
-
-
-def start_local(options: ModelOptions, progress: Progress) -> Backend:
-    """The engine in the app's own process."""
-    from llmtui.backends.local import LocalBackend
-
-    return LocalBackend.load(options, progress)
 
 
 class LlmtuiApp(App[int]):
@@ -56,7 +50,7 @@ class LlmtuiApp(App[int]):
         self.config_path = config_path
         self.options = options or ModelOptions.merge(self.settings, model=model)
         # How a backend is started: the engine process by default; tests and benchmarks may pass another.
-        self.start_backend = start_backend or start_local
+        self.start_backend = start_backend or start_engine_process
         self._store = store
         self._conversation = conversation or Conversation(system=self.settings.system_prompt)
         themes, theme_problems = load_themes()

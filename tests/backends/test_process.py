@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from builders import gone
 
 from llmtui.backends.local import LocalBackend
 from llmtui.backends.process import runtime_base, start_engine_process
@@ -19,20 +18,6 @@ from llmtui.core.errors import EngineUnavailable, ModelLoadError
 from llmtui.core.sampling import SamplingParams
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello 龍 world"}]
-
-
-def gone(pid: int, within: float) -> bool:
-    """Whether the process ends within ``within`` seconds (a zombie nobody has reaped yet counts as ended)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(scope="module")

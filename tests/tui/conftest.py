@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from llmtui.backends.local import LocalBackend
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.events import ReplyStats
 from llmtui.core.sampling import SamplingParams
@@ -45,6 +46,9 @@ def make_app(tiny_model_dir, private_dirs):
         app = LlmtuiApp(
             settings=base,
             model=model or str(tiny_model_dir),
+            # The engine in the test's own process: a Pilot test then costs no engine start-up. The engine
+            # process (the app's default) is driven for real by test_signals and test_engine_process.
+            start_backend=LocalBackend.load,
             store=ConversationStore(private_dirs / "data" / "conversations"),
             conversation=conversation,
         )

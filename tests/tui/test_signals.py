@@ -1,4 +1,5 @@
-"""A reply in progress survives SIGTERM and a dropped SSH connection (SIGHUP): real process, real signals."""
+"""A reply in progress survives SIGTERM and a dropped SSH connection (SIGHUP): the real workstation with its
+real engine process, real signals; and the engine process goes with it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+from builders import gone
 
 APP = """
 import pathlib, sys
@@ -25,7 +27,8 @@ async def drive(pilot):
     await pilot.press(*"Hello", "enter")
     while not (app.generation is not None and len(app.generation.events) > 5):
         await pilot.pause(0.02)
-    marker.write_text(app.conversation.id)
+    assert "torch" not in sys.modules and "transformers" not in sys.modules  # the UI never imports them
+    marker.write_text(f"{app.conversation.id} {app.backend.process.pid}")
     while app.is_running:  # Textual waits for this coroutine before the process can end
         await pilot.pause(0.05)
 
@@ -55,7 +58,9 @@ def test_signal_during_a_reply_saves_it_as_partial(tiny_long_model_dir, private_
     finally:
         if proc.poll() is None:
             proc.kill()
-    saved = private_dirs / "data" / "conversations" / f"{marker.read_text()}.json"
+    conversation_id, engine_pid = marker.read_text().split()
+    assert gone(int(engine_pid), within=10), "the engine process outlived the workstation"
+    saved = private_dirs / "data" / "conversations" / f"{conversation_id}.json"
     conversation = json.loads(saved.read_text())
     reply = conversation["turns"][-1]["versions"][-1]
     assert conversation["turns"][0]["versions"][0]["content"] == "Hello"
