@@ -1,4 +1,4 @@
-"""Builders for tests: tiny random models and tokenizers, and small process helpers."""
+"""Tiny, real models and tokenizers built inside the tests (fast, and no mocks), and a process helper."""
 
 from __future__ import annotations
 
