@@ -139,6 +139,8 @@ class LlmtuiApp(App[int]):
     def quit_saving(self) -> None:
         """Quit, keeping the reply in flight as partial (ctrl+q, /bye, SIGTERM, SIGHUP)."""
         self.workstation.replies.close()
+        if self.backend is not None:
+            self.backend.close()  # the engine process ends with its pipe; this also removes its directory
         self.exit(0)
 
     async def action_quit(self) -> None:

@@ -28,7 +28,7 @@ async def drive(pilot):
     while not (app.generation is not None and len(app.generation.events) > 5):
         await pilot.pause(0.02)
     assert "torch" not in sys.modules and "transformers" not in sys.modules  # the UI never imports them
-    marker.write_text(f"{app.conversation.id} {app.backend.process.pid}")
+    marker.write_text(f"{app.conversation.id} {app.backend.process.pid} {app.backend.directory}")
     while app.is_running:  # Textual waits for this coroutine before the process can end
         await pilot.pause(0.05)
 
@@ -58,8 +58,9 @@ def test_signal_during_a_reply_saves_it_as_partial(tiny_long_model_dir, private_
     finally:
         if proc.poll() is None:
             proc.kill()
-    conversation_id, engine_pid = marker.read_text().split()
+    conversation_id, engine_pid, engine_dir = marker.read_text().split()
     assert gone(int(engine_pid), within=10), "the engine process outlived the workstation"
+    assert not os.path.exists(engine_dir)  # its socket and log went with it
     saved = private_dirs / "data" / "conversations" / f"{conversation_id}.json"
     conversation = json.loads(saved.read_text())
     reply = conversation["turns"][-1]["versions"][-1]
