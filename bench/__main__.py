@@ -31,6 +31,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "history": history.run,
 }
 ALIASES = {"engine": ("decode", "ttft")}
+MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--quick", action="store_true", help="only check that every benchmark runs")
     parser.add_argument("--only", choices=sorted([*SUITES, *ALIASES]), action="append", help="run only these suites")
+    parser.add_argument(
+        "--start-backend",
+        default=app.STARTER,
+        metavar="MODULE:FUNCTION",
+        help=f"how the app suite's app starts its backend (default: {app.STARTER})",
+    )
     parser.add_argument("--json", help="write results here (default: bench/results/<time>.json)")
     args = parser.parse_args(argv)
     os.environ.setdefault("LLMTUI_DATA_DIR", tempfile.mkdtemp(prefix="llmtui-bench-"))
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f.value:.3g} {f.unit}".rstrip(),
                 f"{f.baseline:.3g} {f.unit} ({f.baseline_name})" if compared else "",
                 f"{f.ratio:.2f} {better}" if compared else "",
-                f.target,
+                f.target.text + MARKS[f.met] if f.target else "",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": machine,
                 "quick": args.quick,
                 "model": args.model,
-                "figures": [{**f.__dict__, "ratio": f.ratio if f.baseline_name else None} for f in figures],
+                "figures": [f.to_dict() for f in figures],
             },
             indent=1,
             ensure_ascii=False,

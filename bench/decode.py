@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from bench.common import Figure, best, load, sync
+from bench.common import Figure, Target, load, note, ratio_at_least, sync
 
 
 def run(args: argparse.Namespace) -> list[Figure]:
@@ -59,21 +59,43 @@ def run(args: argparse.Namespace) -> list[Figure]:
                 rates[name].append(ours(e))
         continuation = model.generate(ids, do_sample=False, max_new_tokens=n, min_new_tokens=n)[0, ids.shape[1] :]
         reference_probs = _teacher_forced(engines["transformers"], prompt.ids, continuation)
-    labels = {
-        "transformers": ("engine decode, transformers forward", "≥0.95 (streaming overhead)"),
-        "plain": ("engine decode, plain forward (exact)", "≥1.5 on CPU, ≥1.3 on GPU"),
-        "int8": ("engine decode, plain forward, int8 weights", "opt-in"),
+    on_gpu = loaded.device.type == "cuda"
+    targets = {
+        "transformers": ratio_at_least(0.95, "≥ 0.95 (streaming overhead)"),
+        "plain": ratio_at_least(1.3, "≥ 1.3 on GPU") if on_gpu else ratio_at_least(1.5, "≥ 1.5 on CPU"),
+        "int8": note("opt-in"),
     }
+    labels = {
+        "transformers": "engine decode, transformers forward",
+        "plain": "engine decode, plain forward (exact)",
+        "int8": "engine decode, plain forward, int8 weights",
+    }
+    # The exact pass only reorders floating-point sums: in float32 that moves a probability by far less
+    # than 1e-4 (int8 weights move it by more); 16-bit formats round every product to 3 significant digits.
+    limit = 1e-4 if loaded.dtype == torch.float32 else 2e-2
     for name, e in engines.items():
-        label, target = labels[name]
         probs = reference_probs if name == "transformers" else _teacher_forced(e, prompt.ids, continuation)
         agree = sum(int(p.argmax() == r.argmax()) for p, r in zip(probs, reference_probs, strict=True))
         drift = max(float((p - r).abs().max()) for p, r in zip(probs, reference_probs, strict=True))
-        extra = {"greedy_agreement": agree / len(probs), "max_abs_dp": drift}
-        rate = max(rates[name])
+        extra = {"greedy_agreement": agree / len(probs), "max_abs_dp": drift, "exact_limit": limit}
         figures.append(
-            Figure(label, rate, "tok/s", "bare model.generate (greedy)", max(rates_bare), True, target, extra)
+            Figure(
+                labels[name],
+                max(rates[name]),
+                "tok/s",
+                "bare model.generate (greedy)",
+                max(rates_bare),
+                target=targets[name],
+                extra=extra,
+            )
         )
+        if name == "plain":
+            exact = Target(
+                f"all, largest |Δp| {drift:.2g} < {limit:g}",
+                lambda f, drift=drift: f.value == 1.0 and drift < limit,
+            )
+        else:
+            exact = note(f"reported: largest |Δp| {drift:.2g}")
         if name != "transformers":
             figures.append(
                 Figure(
@@ -82,13 +104,14 @@ def run(args: argparse.Namespace) -> list[Figure]:
                     "",
                     "",
                     0.0,
-                    target=f"largest |Δp| {drift:.2g}",
+                    target=exact,
                     extra=extra,
                 )
             )
     best_rate = max(rates.get("plain", rates["transformers"]))
 
-    # The memory-bandwidth bound: every decode step reads every weight once.
+    # The memory-bandwidth bound: every decode step reads every weight once. A copy reads and writes; a
+    # sum only reads, as a decode step does, so the read bound is the one a step can approach.
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     size = (64 if args.quick else 512) << 20
     source = torch.ones(size // 4, dtype=torch.float32, device=loaded.device)
@@ -101,18 +124,30 @@ def run(args: argparse.Namespace) -> list[Figure]:
         sync(loaded.device)
         return 2 * size / (time.perf_counter() - start)  # read + write
 
-    bandwidth = best(copy_bandwidth, 3 if args.quick else 7)
-    bound = bandwidth / weight_bytes
-    figures.append(
-        Figure(
-            f"engine decode ({engine.forward.name}) vs memory-bandwidth bound",
-            best_rate,
-            "tok/s",
-            "bandwidth / weight bytes",
-            bound,
-            extra={"bandwidth_GBps": bandwidth / 1e9, "weight_MB": weight_bytes / 1e6},
+    def read_bandwidth() -> float:
+        sync(loaded.device)
+        start = time.perf_counter()
+        source.sum()
+        sync(loaded.device)
+        return size / (time.perf_counter() - start)
+
+    repeat = 3 if args.quick else 7
+    bandwidths = {  # the best of each: noise only ever slows
+        "copy": max(copy_bandwidth() for _ in range(repeat)),
+        "read": max(read_bandwidth() for _ in range(repeat)),
+    }
+    for kind, bandwidth in bandwidths.items():
+        figures.append(
+            Figure(
+                f"engine decode ({engine.forward.name}) vs memory-bandwidth bound"
+                + (", read" if kind == "read" else ""),
+                best_rate,
+                "tok/s",
+                f"{kind} bandwidth / weight bytes",
+                bandwidth / weight_bytes,
+                extra={"bandwidth_GBps": bandwidth / 1e9, "weight_MB": weight_bytes / 1e6, "buffer_MB": size / 1e6},
+            )
         )
-    )
     return figures
 
 
