@@ -1,32 +1,29 @@
-"""Run by the app suite in a fresh process: `python bench/first_paint.py START KIND MODEL`.
+"""Run by the app suite in a fresh process: `python -m bench.first_paint START KIND OPTIONS STARTER`.
 
-Prints a dict of seconds since START (the parent's time.time() when it launched this process): "paint", the
-first composed frame of the main screen, and for KIND "llmtui" also "ready", when the model is loaded.
-KIND "bare" runs a bare Textual app instead, the baseline.
+Prints, as JSON, seconds since START (the parent's time.time() when it launched this process): "paint",
+the first frame of the main screen, and for KIND "llmtui" also "ready", when the model is loaded (OPTIONS,
+a ModelOptions as JSON, started by STARTER, "module:function"). KIND "bare" runs a bare Textual app
+instead, the baseline.
 """
 
 import sys
 import time
 
 start = float(sys.argv[1])
-from textual.app import App  # noqa: E402 - timed from the process's start, so imported after the clock
+# Imported after the clock started: importing is part of starting.
+import json  # noqa: E402
 
-stamps = {}
-display = App._display
+from textual.app import App  # noqa: E402
 
+from bench.common import FrameClock  # noqa: E402
 
-def first_frame(self, screen, renderable):
-    # The first composed frame of the main screen (headless mode composes it, then skips the write).
-    if renderable is not None and "paint" not in stamps:
-        stamps["paint"] = time.time() - start
-    return display(self, screen, renderable)
-
-
-App._display = first_frame
-if sys.argv[2] == "llmtui":
+kind, options, start_backend = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+if kind == "llmtui":
+    from bench.app import starter
+    from llmtui.core.choices import ModelOptions
     from llmtui.tui.app import LlmtuiApp
 
-    app = LlmtuiApp(model=sys.argv[3])
+    app = LlmtuiApp(options=ModelOptions(**options), start_backend=starter(start_backend))
 else:
     from textual.widgets import Static
 
@@ -35,10 +32,12 @@ else:
             yield Static("hello " * 400)
 
     app = Bare()
+frames = FrameClock(app, clock=time.time)
+stamps = {}
 
 
 async def pilot(p):
-    if sys.argv[2] == "llmtui":
+    if kind == "llmtui":
         while p.app.backend is None and p.app.status.state != "error":
             await p.pause(0.02)
         stamps["ready"] = time.time() - start
@@ -47,4 +46,5 @@ async def pilot(p):
 
 
 app.run(headless=True, auto_pilot=pilot)
-print(stamps)
+stamps["paint"] = frames.times[0] - start
+print(json.dumps(stamps))
