@@ -1,29 +1,27 @@
-"""Decoding through `llmtui serve` against the same engine in this process, as `llmtui run` decodes.
+"""`llmtui serve`: decoding streamed through the server against the same engine in this process.
 
-`run()` starts `llmtui serve` as a child process on a Unix socket, loads the same model here, and decodes
-the same prompt greedily in both, alternating, after the same warm-up: in-process on the main thread
-(`llmtui run`), and streamed as SSE from `/v1/chat/completions` read by a plain httpx client. Times are
-taken where a user sees them: when each token reaches the reader. Gates: the streamed decode rate at least
-0.95 of in-process, and time to first token within 5 %. `python -m bench.serve` prints the figures.
+The server is the workstation's own engine process (`start_engine_process`: a child on a Unix socket). Two
+clients read it, each against the engine decoding here in-process as `llmtui run` does, on the same prompt
+and the same greedy tokens, with the same warm-up and repetitions, interleaved:
+- a standard client: SSE from `/v1/chat/completions` (httpx + httpx-sse), as any OpenAI client reads it;
+- llmtui's own client (`ClientBackend`, what the workstation uses): `/v1/completions` over token ids.
+Times are taken when each token reaches the reader.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from bench.common import Figure, Target, ratio_at_least
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about a dragon who learns to code."}]
 
 
-def _timed(tokens: Callable[[], Any]) -> tuple[list[int], float, float]:
+def _timed(tokens: Callable[[], Iterable[int]]) -> tuple[list[int], float, float]:
     """(token ids, time to first token, decode rate after it) of one reply, timed as it is read."""
     start = time.perf_counter()
     ids, times = [], []
@@ -34,143 +32,81 @@ def _timed(tokens: Callable[[], Any]) -> tuple[list[int], float, float]:
     return ids, times[0] - start, rate
 
 
-def _start_server(model: str, device: str, sock: Path) -> subprocess.Popen:
-    # --watch-stdin: the server dies with this process, however it ends.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmtui", "serve", model, "--device", device, "--uds", str(sock), "--watch-stdin"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc
-
-
-def _wait_ready(client: Any, proc: subprocess.Popen, timeout: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llmtui serve exited with status {proc.returncode}")
-        try:
-            if client.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("llmtui serve did not become ready")
-        time.sleep(0.1)
-
-
-def run(
-    model: str = "default", device: str = "cpu", tokens: int = 128, repeat: int = 3, warmup: int = 1
-) -> list[dict[str, Any]]:
-    """Figures (name, value, unit, baseline_name, baseline, ratio, target, extra) of streaming through the
-    server against decoding in-process; the best of ``repeat`` runs of each, after ``warmup`` of each."""
-    import httpx
+def run(args: argparse.Namespace) -> list[Figure]:
+    """Decode rate and time to first token through `llmtui serve`, each against the engine in-process."""
+    from httpx_sse import connect_sse
 
     from llmtui.backends.local import LocalBackend
+    from llmtui.backends.process import start_engine_process
     from llmtui.core.choices import ModelOptions
 
-    with tempfile.TemporaryDirectory(prefix="llmtui-bench-") as tmp:
-        sock = Path(tmp) / "engine.sock"
-        proc = _start_server(model, device, sock)
-        try:
-            client = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://engine", timeout=600)
-            backend = LocalBackend.load(ModelOptions(model, device=device))
-            _wait_ready(client, proc)
+    n = 16 if args.quick else 128
+    repeat = 1 if args.quick else 3
+    options = ModelOptions(args.model, device=args.device, dtype=args.dtype).validate()
+    server = start_engine_process(options, lambda fraction, what: None)
+    try:
+        local = LocalBackend.load(options)
+        params = local.default_params(temperature=0.0, max_new_tokens=n)
+        prompt = local.render(MESSAGES, reserve=n)
 
-            def in_process() -> Any:
-                params = backend.default_params(temperature=0.0, max_new_tokens=tokens)
-                prompt = backend.render(MESSAGES, reserve=params.max_new_tokens)
-                return (event.token_id for event in backend.generate(prompt, params))
+        def in_process() -> Iterator[int]:
+            return (event.token_id for event in local.generate(prompt, params))
 
-            def streamed() -> Any:
-                body = {"messages": MESSAGES, "max_tokens": tokens, "temperature": 0, "stream": True}
-                with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                    if response.status_code != 200:
-                        raise RuntimeError(f"llmtui serve answered {response.status_code}: {response.read()!r}")
-                    for line in response.iter_lines():
-                        if not line.startswith("data: {"):
-                            continue
-                        choices = json.loads(line[6:])["choices"]
-                        if choices and "llmtui" in choices[0]:
-                            yield choices[0]["llmtui"]["token_id"]
+        def workstation_client() -> Iterator[int]:
+            return (event.token_id for event in server.generate(prompt, params))
 
-            runs: dict[str, list[tuple[list[int], float, float]]] = {"in_process": [], "streamed": []}
-            for i in range(warmup + repeat):
-                for name, tokens_of in (("in_process", in_process), ("streamed", streamed)):
-                    result = _timed(tokens_of)
-                    if i >= warmup:
-                        runs[name].append(result)
-        finally:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait(30)
-    local_ids = runs["in_process"][0][0]
-    same = all(ids == local_ids for ids, _, _ in runs["in_process"] + runs["streamed"])
+        def standard_client() -> Iterator[int]:
+            body = {"messages": MESSAGES, "max_tokens": n, "temperature": 0, "stream": True}
+            with connect_sse(server.http, "POST", "/v1/chat/completions", json=body) as source:
+                for sse in source.iter_sse():
+                    if sse.data == "[DONE]":
+                        return
+                    choices = json.loads(sse.data)["choices"]
+                    if choices and "llmtui" in choices[0]:
+                        yield choices[0]["llmtui"]["token_id"]
+
+        kinds = {"in_process": in_process, "standard": standard_client, "workstation": workstation_client}
+        runs: dict[str, list[tuple[list[int], float, float]]] = {name: [] for name in kinds}
+        for i in range(1 + repeat):  # one warm-up of each, then interleaved so drift hits all alike
+            for name, tokens in kinds.items():
+                result = _timed(tokens)
+                if i:
+                    runs[name].append(result)
+    finally:
+        server.close()
+    reference = runs["in_process"][0][0]
+    same = all(ids == reference for results in runs.values() for ids, _, _ in results)
     best = {name: (min(r[1] for r in rs), max(r[2] for r in rs)) for name, rs in runs.items()}
-    extra = {"tokens": len(local_ids), "same_greedy_tokens": same, "repeat": repeat, "warmup": warmup}
+    extra: dict[str, Any] = {"tokens": len(reference), "same_greedy_tokens": same, "repeat": repeat}
     extra["all_runs"] = {name: [(round(t, 4), round(r, 2)) for _, t, r in rs] for name, rs in runs.items()}
+    within_5_percent = Target("≤ 1.05", lambda f: f.ratio <= 1.05)
     return [
-        _figure(
-            f"decode streamed through llmtui serve (SSE, greedy, {len(local_ids)} tokens)",
-            best["streamed"][1],
+        Figure(
+            f"decode streamed through llmtui serve (chat completions SSE, greedy, {len(reference)} tokens)",
+            best["standard"][1],
             "tok/s",
             "the same engine in-process, as llmtui run decodes",
             best["in_process"][1],
-            "≥ 0.95",
-            extra,
+            target=ratio_at_least(0.95),
+            extra=extra,
         ),
-        _figure(
+        Figure(
+            "decode through the workstation's client (completions over token ids)",
+            best["workstation"][1],
+            "tok/s",
+            "the same engine in-process",
+            best["in_process"][1],
+            target=ratio_at_least(0.95),
+            extra=extra,
+        ),
+        Figure(
             "time to first token through llmtui serve",
-            best["streamed"][0],
+            best["standard"][0],
             "s",
             "in-process",
             best["in_process"][0],
-            "≤ 1.05",
-            extra,
+            higher_is_better=False,
+            target=within_5_percent,
+            extra=extra,
         ),
     ]
-
-
-def _figure(
-    name: str, value: float, unit: str, baseline_name: str, baseline: float, target: str, extra: dict[str, Any]
-) -> dict[str, Any]:
-    ratio = value / baseline if baseline else float("nan")
-    return {
-        "name": name,
-        "value": value,
-        "unit": unit,
-        "baseline_name": baseline_name,
-        "baseline": baseline,
-        "ratio": ratio,
-        "target": target,
-        "extra": extra,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args(argv)
-    figures = run(args.model, args.device, args.tokens, args.repeat, args.warmup)
-    for f in figures:
-        print(
-            f"{f['name']}: {f['value']:.3f} {f['unit']} · {f['baseline_name']}: {f['baseline']:.3f} {f['unit']} · "
-            f"ratio {f['ratio']:.3f} (target {f['target']})"
-        )
-    print(json.dumps(figures[0]["extra"]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())
