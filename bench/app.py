@@ -292,7 +292,7 @@ async def _workstation(
         for i in range(repeat):  # interleaved in alternating order, so drift hits both alike
             if i % 2:
                 alone_reply()
-            app.action_regenerate()  # the same prompt again: the same greedy tokens
+            app.workstation.action_regenerate()  # the same prompt again: the same greedy tokens
             await app_reply()
             if not i % 2:
                 alone_reply()
