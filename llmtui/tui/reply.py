@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from llmtui.tui.workstation import Workstation
 
 FRAME_SECONDS = 1 / 30
-# Every this many frames, the panes that re-lay-out the screen or summarise the whole reply (the reply's
-# Markdown, the sparkline) take what is new: a layout costs a full-screen reflow, and on a small machine
-# the UI's CPU time is taken from the decode loop. The chips, the sidebar and the status follow every frame.
+# The token stream takes new steps every frame; every SLOW_FRAMES-th frame (and the first and the last) the
+# other panes do: the reply's Markdown (a layout: a full-screen reflow), the sidebar (its top-k list is the
+# dearest widget to draw), the sparkline and the status bar. Textual repaints the box around all the regions
+# changed in a frame, every widget in it whole, so a frame that touches only the chips repaints little; one
+# that touches panes far apart repaints the screen. On a small machine that CPU time is the decode loop's.
 SLOW_FRAMES = 8
 
 
@@ -290,9 +292,10 @@ class ReplyController:
         if not events and not final:
             return
         self._frames += 1
-        slow = final or self._frames % SLOW_FRAMES == 0
-        if version is not None:
-            if slow and self._markdown is not None and len(version.content) > self._shown:
+        # The first frame, every SLOW_FRAMES-th and the last also update the panes that change slowly.
+        slow = final or (self._frames - 1) % SLOW_FRAMES == 0
+        if version is not None and slow:
+            if self._markdown is not None and len(version.content) > self._shown:
                 # Mark the text as shown before awaiting: the reply's end may drain a frame meanwhile.
                 fragment, self._shown = version.content[self._shown :], len(version.content)
                 await self._markdown.write(escape_controls(fragment))

@@ -435,13 +435,13 @@ class Workstation(Screen[None]):
             self.sidebar.clear()
 
     def stream_events(self, events: list[TokenEvent], *, summary: bool) -> None:
-        """New steps of the reply in the token stream; the sidebar follows the newest unless the user moved
-        the cursor, and its sparkline (``summary``) is redrawn only now and then."""
+        """New steps of the reply in the token stream. The sidebar (``summary`` frames only, a few a second:
+        its top-k list is the dearest pane to draw) follows the newest step unless the user moved the cursor."""
         chips = self.chips
         chips.append(events)
-        if chips.follow:
-            self.sidebar.show_step(events[-1])
         if summary:
+            if chips.follow:
+                self.sidebar.show_step(events[-1])
             self.sidebar.show_reply(chips.events)
 
     @on(ChipView.CursorMoved, "#chips")

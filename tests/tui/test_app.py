@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Markdown
 
 from llmtui.core.conversation import Conversation, Turn, Version
+from llmtui.core.text import escape_controls
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.conversation import Composer, MessageView
 from llmtui.tui.widgets.inspector import Inspector
@@ -56,9 +58,14 @@ async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
         await wait_ready(pilot)
         await send(pilot, "Hello")
         await wait_for(pilot, lambda: app.generation is not None and len(app.generation.events) > 2)
+        # The reply's Markdown is streamed while it is written, not only when it ends.
+        markdown = app.query_one("MessageView.assistant", MessageView).query_one(Markdown)
+        await wait_for(pilot, lambda: markdown.source != "")
+        assert app.generation is not None
         await pilot.press("escape")
         await wait_idle(pilot)
         version = app.conversation.turns[-1].version
+        assert markdown.source == escape_controls(version.content)
         assert version.stats.stop_reason == "stopped"
         assert version.partial and 0 < len(version.events) < 4000
         assert version.content == "".join(e.text for e in version.events)
