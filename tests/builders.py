@@ -140,3 +140,88 @@ def gone(pid: int, within: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def tiny_gguf(path: Path) -> Path:
+    """A 2-layer random Llama as a GGUF file (float32 tensors, a GPT-2 style BPE vocabulary), as llama.cpp
+    writes them: small enough that converting it takes a second."""
+    import gguf
+    import numpy as np
+
+    spec = json.loads(byte_level_bpe().to_str())
+    vocab = dict(spec["model"]["vocab"])
+    vocab.update({t["content"]: t["id"] for t in spec["added_tokens"]})
+    tokens = sorted(vocab, key=vocab.get)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_context_length(256)
+    writer.add_embedding_length(64)
+    writer.add_feed_forward_length(128)
+    writer.add_head_count(4)
+    writer.add_head_count_kv(2)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if t in SPECIALS else 1 for t in tokens])
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    writer.add_bos_token_id(vocab["<|im_start|>"])
+    writer.add_eos_token_id(vocab["<|im_end|>"])
+    rng = np.random.default_rng(0)
+    shapes = {"token_embd.weight": (len(tokens), 64), "output_norm.weight": (64,), "output.weight": (len(tokens), 64)}
+    for i in range(2):
+        shapes |= {
+            f"blk.{i}.attn_norm.weight": (64,),
+            f"blk.{i}.ffn_norm.weight": (64,),
+            f"blk.{i}.attn_q.weight": (64, 64),
+            f"blk.{i}.attn_k.weight": (32, 64),
+            f"blk.{i}.attn_v.weight": (32, 64),
+            f"blk.{i}.attn_output.weight": (64, 64),
+            f"blk.{i}.ffn_gate.weight": (128, 64),
+            f"blk.{i}.ffn_up.weight": (128, 64),
+            f"blk.{i}.ffn_down.weight": (64, 128),
+        }
+    for name, shape in shapes.items():
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def custom_code_model(source: Path, directory: Path, marker: Path) -> Path:
+    """A copy of a tiny model that ships its own Python, as hub models with an ``auto_map`` do: a config
+    class of a model type transformers does not know, a model class and a tokenizer class. Each module
+    appends its name to ``marker`` when it runs, so a test can tell whether any of it ran."""
+    import shutil
+
+    shutil.copytree(source, directory)
+    ran = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    modules = {
+        "configuration_tiny.py": "from transformers import LlamaConfig\n\n\n"
+        "class TinyConfig(LlamaConfig):\n    model_type = 'tinycustom'\n",
+        "modeling_tiny.py": "from transformers import LlamaForCausalLM\n\n"
+        "from .configuration_tiny import TinyConfig\n\n\n"
+        "class TinyForCausalLM(LlamaForCausalLM):\n    config_class = TinyConfig\n",
+        "tokenization_tiny.py": "from transformers import PreTrainedTokenizerFast\n\n\n"
+        "class TinyTokenizer(PreTrainedTokenizerFast):\n    pass\n",
+    }
+    for name, code in modules.items():
+        (directory / name).write_text(ran + code)
+    config = json.loads((directory / "config.json").read_text())
+    config.update(
+        model_type="tinycustom",
+        architectures=["TinyForCausalLM"],
+        auto_map={
+            "AutoConfig": "configuration_tiny.TinyConfig",
+            "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM",
+        },
+    )
+    (directory / "config.json").write_text(json.dumps(config))
+    tokenizer = json.loads((directory / "tokenizer_config.json").read_text())
+    tokenizer.update(
+        tokenizer_class="TinyTokenizer", auto_map={"AutoTokenizer": [None, "tokenization_tiny.TinyTokenizer"]}
+    )
+    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer))
+    return directory

@@ -56,3 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`); nothing left to say
         return 0
+    except OSError as exc:  # a file system error no layer above put in words: still one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"llmtui: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR

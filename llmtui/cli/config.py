@@ -32,26 +32,28 @@ def cmd_config_path(args: argparse.Namespace) -> int:
 
 def cmd_config_show(args: argparse.Namespace) -> int:
     """Print the settings in effect as TOML."""
-    import tomli_w
+    import tomlkit
 
-    from llmtui.store.settings import load_settings, settings_path
+    from llmtui.store.settings import load_settings
 
-    settings, problems = load_settings(settings_path(args.config))
+    settings, problems = load_settings(args.config)
     warn(problems)
-    print(tomli_w.dumps(settings.to_toml_dict()), end="")
+    print(tomlkit.dumps(settings.to_toml_dict()), end="")
     return 0
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
-    """Validate one value, write it to the settings file, and print what was stored."""
-    from llmtui.store.settings import load_settings, parse_value, save_settings, settings_path
+    """Validate one value, write it into the settings file in place (every other byte stays as it was),
+    and print what was stored."""
+    from llmtui.store.settings import load_settings, parse_value, save_settings
 
     if not args.key or args.value is None:
         raise InvalidValue("usage: llmtui config set KEY VALUE")
-    path = settings_path(args.config)
-    settings, problems = load_settings(path)
-    warn(problems)
+    settings, problems = load_settings(args.config)
+    # A file-level problem (it does not parse, cannot be read) is the save's one error line below; the
+    # key being set is being fixed.
+    warn([p for p in problems if p.key is not None and p.key != args.key])
     settings = settings.with_value(args.key, parse_value(args.value))
-    save_settings(settings, path)
+    save_settings(settings, args.config, keys=[args.key])
     print(f"{args.key} = {settings.get(args.key)!r}")
     return 0

@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmtui.cli.options import add_model_options, model_options, out, read_file, read_text, settings, table, warn
+from llmtui.cli.options import add_model_options, model_options, out, read_file, read_stdin, settings, table, warn
 from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
@@ -117,6 +117,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
 
         from llmtui.store.files import atomic_write
 
+        # The user's file: written 0600, atomically; its directory is theirs and is never created or chmod-ed.
         atomic_write(Path(args.output), text.encode("utf-8"))
     else:
         out(text if text.endswith("\n") else text + "\n")
@@ -126,14 +127,11 @@ def cmd_history_export(args: argparse.Namespace) -> int:
 def cmd_history_import(args: argparse.Namespace) -> int:
     """Save OpenAI-style messages (a file, or stdin) as a new conversation and print its id."""
     from llmtui.store.conversations import from_openai
+    from llmtui.store.files import parse_json
 
     source = args.target
-    raw = read_text(source, "file") if source == "-" else read_file(source)
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        where = "stdin" if source == "-" else source
-        raise InvalidValue(f"{where} is not JSON (line {exc.lineno}: {exc.msg})") from None
+    raw = read_stdin("file") if source == "-" else read_file(source)
+    data = parse_json(raw, "stdin" if source == "-" else source)
     print(_store().save(from_openai(data)).id)
     return 0
 

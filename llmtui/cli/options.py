@@ -36,6 +36,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
             if choice.open
             else f"{choice.about} (default {choice.default})",
         )
+    add_trust_option(p)
+
+
+def add_trust_option(p: argparse.ArgumentParser) -> None:
+    """--trust-remote-code, for every verb that reads a model's config or tokenizer through transformers."""
     p.add_argument("--trust-remote-code", action="store_true", help="run a model's own Python code (off by default)")
 
 
@@ -69,11 +74,21 @@ def warn(problems: Sequence[object]) -> None:
         print(f"llmtui: warning: {problem}", file=sys.stderr)
 
 
+def read_stdin(what: str) -> bytes:
+    """All of stdin, up to the size llmtui reads of any file (`< /dev/zero` ends in an error, not a hang)."""
+    from llmtui.store.files import MAX_FILE_BYTES
+
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidValue(f"the {what} on stdin is more than {MAX_FILE_BYTES:,} bytes")
+    return data
+
+
 def read_text(arg: str, what: str) -> str:
     """An argument, or stdin for '-'; stdin must be UTF-8."""
     if arg != "-":
         return arg
-    data = sys.stdin.buffer.read()
+    data = read_stdin(what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -82,12 +97,14 @@ def read_text(arg: str, what: str) -> str:
         ) from None
 
 
-def read_file(path: str) -> str:
-    """A UTF-8 text file's contents, or InvalidValue saying why it cannot be read."""
+def read_file(path: str) -> bytes:
+    """The bytes of a file the user names: a regular file of bounded size, or one line saying why not."""
+    from llmtui.store.files import read_regular
+
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidValue(f"cannot read {path}: {exc}") from None
+        return read_regular(Path(path))
+    except FileNotFoundError:
+        raise InvalidValue(f"cannot read {path}: no such file") from None
 
 
 def out(text: str) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from llmtui.cli.options import human_size
+from llmtui.cli.options import add_trust_option, human_size
 from llmtui.core.text import escape_controls
 
 
@@ -15,6 +15,7 @@ def add_parser(sub: Any) -> None:
     show = sub.add_parser("show", help="architecture, size, context, vocabulary, special tokens, chat template")
     show.add_argument("model")
     show.add_argument("--json", action="store_true")
+    add_trust_option(show)
     show.set_defaults(func=cmd_show)
 
 
@@ -22,7 +23,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Describe a model without loading its weights, as text or JSON."""
     from llmtui.engine.catalog import describe
 
-    info = describe(args.model)
+    info = describe(args.model, trust_remote_code=args.trust_remote_code)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from llmtui.cli.options import read_text, settings, table
+from llmtui.cli.options import add_trust_option, read_text, settings, table
 from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
@@ -19,6 +19,7 @@ def add_parser(sub: Any) -> None:
     tok.add_argument("--ids", action="store_true", help="decode token ids instead of tokenizing text")
     tok.add_argument("--compare", metavar="MODEL2", help="tokenize with a second tokenizer too")
     tok.add_argument("--json", action="store_true")
+    add_trust_option(tok)
     tok.set_defaults(func=cmd_tokenize)
 
 
@@ -34,7 +35,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     specs = [args.model or chosen.model, *([args.compare] if args.compare else [])]
     results = []
     for spec in specs:
-        view = TokenizerView(load_tokenizer(spec), spec)
+        view = TokenizerView(load_tokenizer(spec, trust_remote_code=args.trust_remote_code), spec)
         if args.ids:
             try:
                 ids = [int(x) for x in text.replace(",", " ").split()]

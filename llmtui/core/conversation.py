@@ -12,10 +12,37 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmtui.core import checked
 from llmtui.core.events import ReplyStats, TokenEvent
 
 FORMAT_VERSION = 1
 ROLES = ("user", "assistant")
+# Times are seconds since the epoch, up to the last second of year 9999: the range a date can be shown in.
+LATEST_TIME = 253402300799.0
+
+
+def check_id(conversation_id: str) -> str:
+    """A conversation id, or ValueError: it names a file in the conversations directory, so it must not
+    be empty, hold a path separator, or start with a dot (the store's own hidden files)."""
+    if not conversation_id or "/" in conversation_id or "\\0" in conversation_id or conversation_id.startswith("."):
+        raise ValueError(f"not a conversation id: {conversation_id!r}")
+    return conversation_id
+
+
+def _time(d: Any, key: str) -> float:
+    value = checked.number(d, key, 0.0)
+    if not 0 <= value <= LATEST_TIME:
+        raise ValueError(f"{key} must be a time from 1970 to 9999 (seconds since 1970), not {value:g}")
+    return value
+
+
+def _branch_point(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    pair = checked.array({"branched_from": value}, "branched_from")
+    if len(pair) != 2:
+        raise ValueError("branched_from must be [version, step]")
+    return checked.whole({"version": pair[0]}, "version"), checked.whole({"step": pair[1]}, "step")
 
 
 @dataclass
@@ -55,17 +82,20 @@ class Version:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Version:
+    def from_dict(cls, d: Any) -> Version:
+        """Read back one version; ValueError names the first field of the wrong type or out of range."""
+        d = checked.obj(d, "a version")
+        stats = d.get("stats")
         return cls(
-            content=str(d["content"]),
-            events=[TokenEvent.from_dict(e) for e in d.get("events", ())],
-            stats=ReplyStats.from_dict(d["stats"]) if d.get("stats") else None,
-            partial=bool(d.get("partial", False)),
-            error=d.get("error"),
-            model=d.get("model"),
-            branched_from=tuple(d["branched_from"]) if d.get("branched_from") else None,  # type: ignore[arg-type]
-            created=float(d.get("created", 0.0)),
-            rest=[Turn.from_dict(t) for t in d["rest"]] if d.get("rest") is not None else None,
+            content=checked.text(d, "content"),
+            events=[TokenEvent.from_dict(e) for e in checked.array(d, "events", ())],
+            stats=ReplyStats.from_dict(stats) if stats is not None else None,
+            partial=checked.flag(d, "partial", False),
+            error=checked.optional_text(d, "error"),
+            model=checked.optional_text(d, "model"),
+            branched_from=_branch_point(d.get("branched_from")),
+            created=_time(d, "created"),
+            rest=[Turn.from_dict(t) for t in checked.array(d, "rest")] if d.get("rest") is not None else None,
         )
 
 
@@ -89,16 +119,16 @@ class Turn:
         return {"role": self.role, "current": self.current, "versions": [v.to_dict() for v in self.versions]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Turn:
-        role = d["role"]
+    def from_dict(cls, d: Any) -> Turn:
+        """Read back one turn with its versions; ValueError says what is wrong."""
+        d = checked.obj(d, "a turn")
+        role = checked.text(d, "role")
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        versions = [Version.from_dict(v) for v in d["versions"]]
+        versions = [Version.from_dict(v) for v in checked.array(d, "versions")]
         if not versions:
             raise ValueError("a turn without versions")
-        current = int(d.get("current", len(versions) - 1))
-        if not 0 <= current < len(versions):
-            raise ValueError(f"turn points at version {current} of {len(versions)}")
+        current = checked.whole(d, "current", len(versions) - 1, hi=len(versions) - 1)
         return cls(role, versions, current)
 
 
@@ -204,22 +234,22 @@ class Conversation:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Conversation:
-        """Build from a saved file's object; ValueError/KeyError/TypeError on a malformed one."""
-        if not isinstance(d, dict):
-            raise ValueError("not a JSON object")
+    def from_dict(cls, d: Any) -> Conversation:
+        """Build from a saved file's object, every field checked for its type and range; ValueError names
+        the first that is wrong (RecursionError if versions are nested deeper than the interpreter allows)."""
+        d = checked.obj(d, "a conversation")
         fmt = d.get("format")
         if fmt != FORMAT_VERSION:
             raise ValueError(f"unknown format version {fmt!r} (this llmtui reads {FORMAT_VERSION})")
         return cls(
-            id=str(d["id"]),
-            title=str(d.get("title", "")),
-            system=str(d.get("system", "")),
-            turns=[Turn.from_dict(t) for t in d.get("turns", [])],
-            model=str(d.get("model", "")),
-            fingerprint=str(d.get("fingerprint", "")),
-            sampling=dict(d.get("sampling", {})),
-            created=float(d.get("created", 0.0)),
-            updated=float(d.get("updated", 0.0)),
-            revision=int(d.get("revision", 0)),
+            id=check_id(checked.text(d, "id")),
+            title=checked.text(d, "title", ""),
+            system=checked.text(d, "system", ""),
+            turns=[Turn.from_dict(t) for t in checked.array(d, "turns", ())],
+            model=checked.text(d, "model", ""),
+            fingerprint=checked.text(d, "fingerprint", ""),
+            sampling=dict(checked.obj(d.get("sampling", {}), "sampling")),
+            created=_time(d, "created"),
+            updated=_time(d, "updated"),
+            revision=checked.whole(d, "revision", 0),
         )

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmtui.core import checked
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -23,8 +25,10 @@ class Candidate:
         return {"token_id": self.token_id, "piece": self.piece, "prob": self.prob}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Candidate:
-        return cls(int(d["token_id"]), str(d["piece"]), float(d["prob"]))
+    def from_dict(cls, d: Any) -> Candidate:
+        """Read back one candidate; ValueError names a field of the wrong type or out of range."""
+        d = checked.obj(d, "a candidate")
+        return cls(checked.whole(d, "token_id"), checked.text(d, "piece"), checked.number(d, "prob", lo=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +60,19 @@ class TokenEvent:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenEvent:
+    def from_dict(cls, d: Any) -> TokenEvent:
+        """Read back one step (from a file or the wire); ValueError names a field that is wrong."""
+        d = checked.obj(d, "a token step")
         return cls(
-            index=int(d["index"]),
-            token_id=int(d["token_id"]),
-            text=str(d["text"]),
-            prob=float(d["prob"]),
-            sampled_prob=float(d["sampled_prob"]),
-            rank=int(d["rank"]),
-            entropy=float(d["entropy"]),
-            candidates=tuple(Candidate.from_dict(c) for c in d.get("candidates", ())),
-            elapsed=float(d.get("elapsed", 0.0)),
+            index=checked.whole(d, "index"),
+            token_id=checked.whole(d, "token_id"),
+            text=checked.text(d, "text"),
+            prob=checked.number(d, "prob", lo=0),
+            sampled_prob=checked.number(d, "sampled_prob", lo=0),
+            rank=checked.whole(d, "rank"),
+            entropy=checked.number(d, "entropy"),
+            candidates=tuple(Candidate.from_dict(c) for c in checked.array(d, "candidates", ())),
+            elapsed=checked.number(d, "elapsed", 0.0, lo=0),
         )
 
 
@@ -115,12 +121,17 @@ class ReplyStats:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ReplyStats:
+    def from_dict(cls, d: Any) -> ReplyStats:
+        """Read back a reply's stats; ValueError names a field that is wrong."""
+        d = checked.obj(d, "stats")
+        reason = checked.text(d, "stop_reason")
+        if reason not in STOP_REASONS:
+            raise ValueError(f"stop_reason must be one of {', '.join(STOP_REASONS)}, not {reason!r}")
         return cls(
-            prompt_tokens=int(d["prompt_tokens"]),
-            new_tokens=int(d["new_tokens"]),
-            ttft_s=float(d["ttft_s"]),
-            tokens_per_second=float(d["tokens_per_second"]),
-            stop_reason=str(d["stop_reason"]),
-            dropped_turns=int(d.get("dropped_turns", 0)),
+            prompt_tokens=checked.whole(d, "prompt_tokens"),
+            new_tokens=checked.whole(d, "new_tokens"),
+            ttft_s=checked.number(d, "ttft_s", lo=0),
+            tokens_per_second=checked.number(d, "tokens_per_second", lo=0),
+            stop_reason=reason,
+            dropped_turns=checked.whole(d, "dropped_turns", 0),
         )

@@ -9,6 +9,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from llmtui.core.errors import InvalidValue
 
+# torch's generators take a seed of 64 bits, signed or not; anything wider is an error deep inside torch.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
 
 def _setting(default: Any, about: str, rule: str = "", check: Callable[[Any], bool] | None = None) -> Any:
     """A SamplingParams field with what every surface says of it: ``about`` for help texts, and the allowed
@@ -32,10 +35,18 @@ class SamplingParams:
         lambda v: 0 < v <= 1,
     )
     repetition_penalty: float = _setting(
-        1.0, "make tokens already in the text less likely; 1 means off", "more than 0", lambda v: v > 0
+        1.0,
+        "make tokens already in the text less likely; 1 means off",
+        "more than 0",
+        lambda v: v > 0 and math.isfinite(v),
     )
     max_new_tokens: int = _setting(512, "the most tokens one reply may have", "1 or more", lambda v: v >= 1)
-    seed: int | None = _setting(None, "seed for sampling, for a repeatable reply (none: random)")
+    seed: int | None = _setting(
+        None,
+        "seed for sampling, for a repeatable reply (none: random)",
+        f"from {SEED_MIN} to {SEED_MAX}",
+        lambda v: SEED_MIN <= v <= SEED_MAX,
+    )
     stop: tuple[str, ...] = _setting((), "a string that ends the reply where it appears")
     top_candidates: int = _setting(
         10, "candidates recorded per step, with their probabilities", "from 1 to 100", lambda v: 1 <= v <= 100

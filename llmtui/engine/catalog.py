@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from llmtui.engine.specs import (
     ModelSource,
     checkpoint_dir,
     default_gguf,
+    from_pretrained,
     load_transformers_tokenizer,
     resolve,
 )
@@ -27,7 +27,7 @@ _SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_toke
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
-def describe(spec: str) -> ModelInfo:
+def describe(spec: str, *, trust_remote_code: bool = False) -> ModelInfo:
     """What `llmtui show` prints, read from config, tokenizer and weight headers (no weights loaded)."""
     from transformers import AutoConfig
 
@@ -35,10 +35,11 @@ def describe(spec: str) -> ModelInfo:
     quiet_libraries()
     path = checkpoint_dir(source)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = from_pretrained(AutoConfig, path, spec, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config of {spec}: {first_line(exc)}") from None
-    return model_info(source, path, config, load_transformers_tokenizer(path, spec))
+    tokenizer = load_transformers_tokenizer(path, spec, trust_remote_code=trust_remote_code)
+    return model_info(source, path, config, tokenizer)
 
 
 def model_info(source: ModelSource, path: Path, config: Any, tokenizer: Any, model: Any = None) -> ModelInfo:
@@ -145,9 +146,14 @@ def _hf_cache_entries() -> list[ModelEntry]:
 
 
 def _architecture_of(path: Path) -> str | None:
+    from llmtui.store.files import StoreError, parse_json, read_regular
+
+    file = Path(path) / "config.json"
     try:
-        config = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError):
+        config = parse_json(read_regular(file, 16 << 20), str(file))  # a config.json is a few kilobytes
+    except (OSError, StoreError):
+        return None
+    if not isinstance(config, dict):
         return None
     archs = config.get("architectures") or [config.get("model_type", "unknown")]
-    return str(archs[0])
+    return str(archs[0]) if isinstance(archs, list) and archs else None

@@ -2,7 +2,8 @@
 
 A GGUF file is dequantised into a safetensors checkpoint under the platform cache dir, so only the first
 start pays for it (~30 s here); later starts load in well under a second. The conversion builds in a
-temporary directory and renames it into place, so an interrupted one is never used.
+temporary directory and renames it into place, so an interrupted one is never used. The cache is private
+like llmtui's other dirs: its directories 0700, the checkpoint's files 0600.
 """
 
 from __future__ import annotations
@@ -15,21 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
-from llmtui.core.errors import ModelLoadError, first_line
+from llmtui.core.errors import LlmtuiError, ModelLoadError, first_line
+from llmtui.store.files import DIR_MODE, FILE_MODE, cache_dir, private_dir
 
 if TYPE_CHECKING:
     from llmtui.engine.loader import Progress
 
 # Written last into a finished conversion: a directory without it is never used.
 _MARKER = "llmtui-converted.json"
-
-
-def cache_dir() -> Path:
-    """Where converted checkpoints live (``LLMTUI_CACHE_DIR`` overrides the platform cache dir)."""
-    override = os.environ.get("LLMTUI_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("llmtui"))
 
 
 def converted(gguf: Path, progress: Progress | None = None) -> Path:
@@ -52,14 +46,19 @@ def _convert(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmtui.engine import quiet_libraries
+    from llmtui.engine.specs import from_pretrained
 
     quiet_libraries()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    private_dir(target.parent, cache_dir())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # 0700 from the start
     try:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            # A GGUF file holds no Python, so there is nothing to trust.
+            loaded = {"trust_remote_code": False, "gguf_file": gguf.name}
+            tokenizer = from_pretrained(AutoTokenizer, gguf.parent, str(gguf), **loaded)
+            model = from_pretrained(AutoModelForCausalLM, gguf.parent, str(gguf), dtype=torch.float32, **loaded)
+        except LlmtuiError:
+            raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot read the GGUF file {gguf}: {first_line(exc)}") from None
         # transformers refuses to save a GGUF-loaded model until the quantizer marker is cleared;
@@ -70,6 +69,7 @@ def _convert(gguf: Path, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / _MARKER).write_text(json.dumps({"source": str(gguf)}))
+        _make_private(tmp)
         try:
             tmp.rename(target)
         except OSError:
@@ -77,3 +77,13 @@ def _convert(gguf: Path, target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_private(root: Path) -> None:
+    """The files transformers wrote get the umask's mode (0644); llmtui created them, so they become 0600
+    (and any directory 0700) before the checkpoint is renamed into place."""
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs:
+            os.chmod(os.path.join(directory, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(directory, name), FILE_MODE)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmtui.core.choices import DTYPES, MODEL_CHOICES
-from llmtui.core.errors import ModelLoadError, OutOfMemory, UnsupportedModel, first_line
+from llmtui.core.errors import LlmtuiError, ModelLoadError, OutOfMemory, UnsupportedModel, first_line
 from llmtui.core.info import ModelInfo
 from llmtui.engine import quiet_libraries
 from llmtui.engine.catalog import model_info
-from llmtui.engine.specs import ModelSource, checkpoint_dir, load_transformers_tokenizer, resolve
+from llmtui.engine.specs import ModelSource, checkpoint_dir, from_pretrained, load_transformers_tokenizer, resolve
 
 # How a slow step reports: the fraction done, and what it is doing.
 Progress = Callable[[float, str], None]
@@ -99,12 +99,8 @@ def load(
     path = checkpoint_dir(source, progress)
     progress(0.5, "reading config")
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = from_pretrained(AutoConfig, path, spec, trust_remote_code=trust_remote_code)
     except ValueError as exc:
-        if "trust_remote_code" in str(exc):
-            raise UnsupportedModel(
-                f"{spec} needs custom code; pass --trust-remote-code if you trust its authors"
-            ) from None
         raise ModelLoadError(f"cannot read the config of {spec}: {first_line(exc)}") from None
     except OSError as exc:
         raise ModelLoadError(f"{spec} is not a model directory: {first_line(exc)}") from None
@@ -116,7 +112,7 @@ def load(
     target = choose_device(device)
     torch_dtype = choose_dtype(dtype, target)
     progress(0.6, "loading tokenizer")
-    tokenizer = load_transformers_tokenizer(path, spec)
+    tokenizer = load_transformers_tokenizer(path, spec, trust_remote_code=trust_remote_code)
     progress(0.7, f"loading weights ({torch_dtype})".replace("torch.", ""))
     # accelerate spreads a model larger than one GPU over all of them; an explicit cuda:N pins it.
     device_map: Any = None
@@ -125,9 +121,16 @@ def load(
     elif target.startswith("cuda"):
         device_map = {"": target}
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, device_map=device_map, trust_remote_code=trust_remote_code
+        model = from_pretrained(
+            AutoModelForCausalLM,
+            path,
+            spec,
+            trust_remote_code=trust_remote_code,
+            dtype=torch_dtype,
+            device_map=device_map,
         )
+    except LlmtuiError:
+        raise
     except torch.OutOfMemoryError:
         raise OutOfMemory(f"{spec} does not fit in {target} memory; try a smaller model or dtype") from None
     except ValueError as exc:

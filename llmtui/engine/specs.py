@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmtui.core.errors import ModelLoadError, ModelNotFound, first_line
+from llmtui.core.errors import LlmtuiError, ModelLoadError, ModelNotFound, UnsupportedModel, first_line
 from llmtui.engine import gguf
 
 if TYPE_CHECKING:
@@ -103,7 +103,28 @@ def checkpoint_dir(source: ModelSource, progress: Progress | None = None) -> Pat
     return gguf.converted(source.path, progress) if source.is_gguf else source.path
 
 
-def load_tokenizer(spec: str) -> Any:
+def from_pretrained(auto_class: Any, path: Path, spec: str, *, trust_remote_code: bool, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained``: every transformers load llmtui makes goes through here (config,
+    tokenizer, model, and the generation config the model's load reads), with ``trust_remote_code`` always
+    given as True or False.
+
+    Left unset, transformers asks on the terminal whether to run a model's own Python ("[y/N]"), and a y
+    runs it. Given False, a model that transformers can run with its own code is loaded with that code
+    (its auto_map is ignored), and one that needs its own is refused here in one line.
+    """
+    trust = trust_remote_code is True
+    try:
+        return auto_class.from_pretrained(path, trust_remote_code=trust, **kwargs)
+    except ValueError as exc:
+        if not trust and "trust_remote_code" in str(exc):
+            raise UnsupportedModel(
+                f"{spec} needs to run its own Python code (auto_map in its config); "
+                "pass --trust-remote-code if you trust its authors"
+            ) from None
+        raise
+
+
+def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
     """The fast tokenizer (a ``tokenizers.Tokenizer``) of a spec, never its weights.
 
     tokenizer.json is read directly (a fifth of a second, no torch import); a bare WordPiece vocab.txt
@@ -121,13 +142,14 @@ def load_tokenizer(spec: str) -> Any:
             return BertWordPieceTokenizer(str(path / "vocab.txt"))._tokenizer
     except Exception as exc:  # a corrupt file surfaces as tokenizers' own exception type
         raise ModelLoadError(f"the tokenizer of {spec} cannot be read: {first_line(exc)}") from None
-    backend = getattr(load_transformers_tokenizer(path, spec), "backend_tokenizer", None)
+    tokenizer = load_transformers_tokenizer(path, spec, trust_remote_code=trust_remote_code)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ModelLoadError(f"the tokenizer of {spec} has no fast (tokenizers) backend, which the inspector needs")
     return backend
 
 
-def load_transformers_tokenizer(path: Path, spec: str) -> Any:
+def load_transformers_tokenizer(path: Path, spec: str, *, trust_remote_code: bool) -> Any:
     """A transformers tokenizer from a checkpoint directory, as the model uses it (chat template included)."""
     from transformers import AutoTokenizer
 
@@ -135,6 +157,8 @@ def load_transformers_tokenizer(path: Path, spec: str) -> Any:
 
     quiet_libraries()
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return from_pretrained(AutoTokenizer, path, spec, trust_remote_code=trust_remote_code)
+    except LlmtuiError:
+        raise
     except Exception as exc:  # missing files, corrupt JSON, unknown tokenizer classes
         raise ModelLoadError(f"no usable tokenizer in {spec}: {first_line(exc)}") from None

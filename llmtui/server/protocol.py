@@ -17,6 +17,7 @@ from typing import Any
 from llmtui.core import wire
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.prompt import Message
+from llmtui.core.sampling import SEED_MAX, SEED_MIN
 from llmtui.core.tokens import TokenizerView
 
 
@@ -151,7 +152,7 @@ class Body:
             if penalty == 0:
                 raise invalid("'repetition_penalty' must be more than 0", "repetition_penalty")
             out["repetition_penalty"] = penalty
-        seed = self.int("seed", lo=-(2**63), hi=2**64 - 1)
+        seed = self.int("seed", lo=SEED_MIN, hi=SEED_MAX)
         if seed is not None:
             out["seed"] = seed
         stop = self.data.get("stop")

@@ -12,21 +12,31 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtui.core.conversation import Conversation, Turn, Version
-from llmtui.core.errors import InvalidValue, LlmtuiError
-from llmtui.store.files import atomic_write, data_dir, private_dir
+from llmtui.core.conversation import Conversation, Turn, Version, check_id
+from llmtui.core.errors import InvalidValue
+from llmtui.store.files import (
+    FILE_MODE,
+    StoreError,
+    atomic_write,
+    data_dir,
+    parse_json,
+    private_dir,
+    read_regular,
+    reason,
+    writable,
+)
+
+__all__ = ["ConversationStore", "SaveResult", "StoreError", "Summary", "from_openai", "to_markdown", "to_openai"]
 
 INDEX_SCHEMA = 2
-
-
-class StoreError(LlmtuiError):
-    """A conversation file cannot be read or written; the message names the file and why."""
+INDEX_FILE = "index.sqlite"
 
 
 @dataclass(frozen=True)
@@ -63,27 +73,78 @@ def _body(turns: list[Turn]) -> Iterator[str]:
 
 
 class ConversationStore:
-    """The conversations directory: save, load, list, search, rename, delete (with undo), duplicate."""
+    """The conversations directory: save, load, list, search, rename, delete (with undo), duplicate.
+
+    Constructing one never fails: a directory that cannot be had makes every operation raise StoreError
+    with the reason, and a directory the user made read-only opens the history read-only (reads work,
+    writes raise StoreError saying so; its mode is never changed).
+    """
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = private_dir(root or data_dir() / "conversations")
+        self.root = root or data_dir() / "conversations"
         self._trash = self.root / ".trash"
         self._db: sqlite3.Connection | None = None
+        self._index_created = False  # this store created the index file (so may remove it again)
+        self._index_in_memory = False
+        self._index_notice: str | None = None
+        self.unavailable: str | None = None  # why nothing can be read
+        self.read_only: str | None = None  # why nothing can be written
+        try:
+            # The data dir (the conversations' parent) is llmtui's own: what is created there is private.
+            private_dir(self.root, self.root.parent)
+        except StoreError as exc:
+            self.unavailable = str(exc)
+            return
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            self.unavailable = f"cannot read {self.root}: permission denied"
+        elif not writable(self.root):
+            self.read_only = f"{self.root} is read-only, so the history is open read-only and nothing is saved"
+
+    @property
+    def notices(self) -> list[str]:
+        """One line for each way the history works less than fully (read-only, no search index)."""
+        return [n for n in (self.read_only, self._index_notice) if n]
+
+    def _check_readable(self) -> None:
+        if self.unavailable:
+            raise StoreError(self.unavailable)
+
+    def _check_writable(self) -> None:
+        self._check_readable()
+        if self.read_only:
+            raise StoreError(self.read_only)
 
     def path(self, conversation_id: str) -> Path:
-        if not conversation_id or "/" in conversation_id or conversation_id.startswith("."):
-            raise StoreError(f"not a conversation id: {conversation_id!r}")
-        return self.root / f"{conversation_id}.json"
+        """The file of a conversation (whether or not it exists); StoreError for a malformed id."""
+        try:
+            return self.root / f"{check_id(conversation_id)}.json"
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
 
     # -- files ------------------------------------------------------------------------------------------
+
+    def _lock_path(self, conversation_id: str) -> Path:
+        return self.root / f".{conversation_id}.lock"
 
     @contextlib.contextmanager
     def _locked(self, conversation_id: str) -> Iterator[None]:
         """An exclusive lock per conversation, across processes (two llmtui instances)."""
-        lock_path = self.root / f".{conversation_id}.lock"
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
+        lock_path = self._lock_path(conversation_id)
+        while True:
+            try:
+                fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, FILE_MODE)
+            except OSError as exc:
+                raise StoreError(f"cannot lock {lock_path}: {reason(exc)}") from None
             fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            # `delete` removed this lock file while we waited for it: the lock that counts is a new file.
+            os.close(fd)
+        try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -92,6 +153,7 @@ class ConversationStore:
     def save(self, conversation: Conversation) -> SaveResult:
         """Write atomically. If another process saved a newer revision since we read it, ours is saved
         as a fork with a new id; neither side loses a turn."""
+        self._check_writable()
         with self._locked(conversation.id):
             on_disk = self._revision_on_disk(conversation.id)
             if on_disk is None or on_disk == conversation.revision:
@@ -109,56 +171,72 @@ class ConversationStore:
         data = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
         try:
             atomic_write(path, data)
-        except OSError as exc:
+        except StoreError:
             conversation.revision -= 1
-            raise StoreError(f"cannot save {path}: {exc.strerror or exc}") from None
+            raise
         return SaveResult(conversation.id, path, forked)
 
     def _revision_on_disk(self, conversation_id: str) -> int | None:
+        path = self.path(conversation_id)
         try:
-            return int(json.loads(self.path(conversation_id).read_bytes()).get("revision", 0))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, AttributeError):
-            return None  # unreadable: saving over it is how the user repairs it
+            data = parse_json(read_regular(path), str(path))
+        except (FileNotFoundError, StoreError):
+            return None  # absent or unreadable: saving over it is how the user repairs it
+        revision = data.get("revision", 0) if isinstance(data, dict) else None
+        return revision if isinstance(revision, int) and not isinstance(revision, bool) else None
 
     def load(self, conversation_id: str) -> Conversation:
         """Read one conversation; StoreError names the file and the reason."""
-        path = self.path(conversation_id)
-        return self.read_file(path)
+        self._check_readable()
+        return self.read_file(self.path(conversation_id))
 
     @staticmethod
     def read_file(path: Path) -> Conversation:
+        """A conversation file, read only if it is a regular file of bounded size and every field checks
+        out; StoreError names the file and the first thing wrong with it, in one line."""
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path)
         except FileNotFoundError:
             raise StoreError(f"no conversation {path.stem} ({path} does not exist)") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = parse_json(raw, str(path))
         try:
-            return Conversation.from_dict(json.loads(raw))
-        except UnicodeDecodeError:
-            raise StoreError(f"{path} is not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        except (KeyError, TypeError, ValueError) as exc:
+            return Conversation.from_dict(data)
+        except ValueError as exc:
             raise StoreError(f"{path} is not an llmtui conversation ({exc})") from None
+        except RecursionError:
+            raise StoreError(f"{path} is nested too deeply to be read") from None
 
     def delete(self, conversation_id: str) -> None:
-        """Move a conversation to the trash (``restore`` brings it back)."""
+        """Move a conversation to the trash (``restore`` brings it back); its lock file goes with it."""
+        self._check_writable()
         path = self.path(conversation_id)
         if not path.exists():
             raise StoreError(f"no conversation {conversation_id}")
-        private_dir(self._trash)
-        path.rename(self._trash / path.name)
+        private_dir(self._trash, self.root.parent)
+        with self._locked(conversation_id):
+            try:
+                path.rename(self._trash / path.name)
+            except FileNotFoundError:
+                raise StoreError(f"no conversation {conversation_id}") from None
+            except OSError as exc:
+                raise StoreError(f"cannot move {path} to the trash: {reason(exc)}") from None
+            finally:
+                # Safe while held: a process waiting on this file sees it is gone and locks a new one.
+                self._lock_path(conversation_id).unlink(missing_ok=True)
 
     def restore(self, conversation_id: str) -> None:
-        trashed = self._trash / f"{conversation_id}.json"
+        """Bring a conversation back from the trash."""
+        self._check_writable()
+        trashed = self._trash / self.path(conversation_id).name
         if not trashed.exists():
             raise StoreError(f"{conversation_id} is not in the trash")
-        trashed.rename(self.path(conversation_id))
+        try:
+            trashed.rename(self.path(conversation_id))
+        except OSError as exc:
+            raise StoreError(f"cannot restore {conversation_id}: {reason(exc)}") from None
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
+        """Give a conversation a new title."""
         if not title.strip():
             raise InvalidValue("a title cannot be empty")
         conversation = self.load(conversation_id)
@@ -167,6 +245,7 @@ class ConversationStore:
         return conversation
 
     def duplicate(self, conversation_id: str) -> Conversation:
+        """Save a copy of a conversation under a new id."""
         conversation = self.load(conversation_id)
         conversation.id = Conversation().id
         conversation.title = f"{conversation.title} (copy)"
@@ -176,52 +255,122 @@ class ConversationStore:
 
     # -- index ------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _init_index(db: sqlite3.Connection, *, wal: bool) -> None:
+        if wal:
+            db.execute("PRAGMA journal_mode=WAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_SCHEMA:
+            db.executescript(
+                """
+                DROP TABLE IF EXISTS summaries; DROP TABLE IF EXISTS fts;
+                CREATE TABLE summaries(id TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, title TEXT,
+                    updated REAL, model TEXT, turns INTEGER, preview TEXT);
+                CREATE VIRTUAL TABLE fts USING fts5(id UNINDEXED, title, body, tokenize='trigram');
+                """
+            )
+            db.execute(f"PRAGMA user_version={INDEX_SCHEMA}")
+            db.commit()
+
+    def _index_path(self) -> Path:
+        return self.root.parent / INDEX_FILE
+
     def _connect(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
-        path = self.root.parent / "index.sqlite"
+        path = self._index_path()
+        if not writable(path.parent):
+            return self._in_memory()  # a read-only data dir: the list is built from the files each time
         for attempt in range(2):
             try:
+                # Created here, 0600 from its first byte; SQLite gives its -wal and -shm files the same mode.
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, FILE_MODE)
+                os.close(fd)
+                self._index_created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                return self._fall_back(reason(exc))
+            db = None
+            try:
                 db = sqlite3.connect(path, timeout=10, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version != INDEX_SCHEMA:
-                    db.executescript(
-                        """
-                        DROP TABLE IF EXISTS summaries; DROP TABLE IF EXISTS fts;
-                        CREATE TABLE summaries(id TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, title TEXT,
-                            updated REAL, model TEXT, turns INTEGER, preview TEXT);
-                        CREATE VIRTUAL TABLE fts USING fts5(id UNINDEXED, title, body, tokenize='trigram');
-                        """
-                    )
-                    db.execute(f"PRAGMA user_version={INDEX_SCHEMA}")
-                    db.commit()
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.chmod(f"{path}{suffix}", 0o600)
+                self._init_index(db, wal=True)
                 self._db = db
                 return db
+            except sqlite3.OperationalError as exc:  # a full disk, an I/O error, a lock held too long
+                if db is not None:
+                    db.close()
+                return self._fall_back(str(exc))
             except sqlite3.DatabaseError:
+                if db is not None:
+                    db.close()
                 if attempt:
-                    raise
+                    return self._fall_back("it is damaged and cannot be rebuilt")
                 # The index is only a cache: a damaged one is thrown away and rebuilt from the files.
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                self._remove_index()
         raise AssertionError("unreachable")
+
+    def _in_memory(self) -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._init_index(db, wal=False)
+        self._db = db
+        self._index_in_memory = True
+        return db
+
+    def _remove_index(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._index_path()}{suffix}").unlink(missing_ok=True)
+
+    def _fall_back(self, why: str) -> sqlite3.Connection:
+        """Keep the index in memory instead: listing and search still work, from the files."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._index_created:  # ours and only a cache: nothing half-made is left behind
+            self._remove_index()
+            self._index_created = False
+        self._index_notice = f"cannot write the search index {self._index_path()} ({why}); listing from the files"
+        return self._in_memory()
 
     def sync(self) -> list[str]:
         """Bring the index up to date with the files; return a message for each file that failed to parse."""
+        self._check_readable()
         db = self._connect()
+        try:
+            return self._sync(db)
+        except sqlite3.OperationalError as exc:  # a full disk met while writing the index
+            if self._index_in_memory:
+                raise StoreError(f"the search index failed: {exc}") from None
+            return self._sync(self._fall_back(str(exc)))
+
+    def _files(self, problems: list[str]) -> dict[str, tuple[int, int]]:
+        """The conversation files by id, with their modification time and size; anything that is not a
+        regular file (a FIFO, a link to a device or to nothing) is reported and skipped."""
         on_disk: dict[str, tuple[int, int]] = {}
-        with os.scandir(self.root) as entries:
-            for entry in entries:
-                if entry.name.endswith(".json") and not entry.name.startswith("."):
-                    st = entry.stat()
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".json") or entry.name.startswith("."):
+                        continue
+                    where = self.root / entry.name
+                    try:
+                        st = entry.stat()
+                    except OSError as exc:
+                        problems.append(f"cannot read {where}: {reason(exc)}; skipped")
+                        continue
+                    if not stat.S_ISREG(st.st_mode):
+                        problems.append(f"{where} is not a regular file; skipped")
+                        continue
                     on_disk[entry.name[:-5]] = (st.st_mtime_ns, st.st_size)
-        indexed = {row[0]: (row[1], row[2]) for row in db.execute("SELECT id, mtime_ns, size FROM summaries")}
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.root}: {reason(exc)}") from None
+        return on_disk
+
+    def _sync(self, db: sqlite3.Connection) -> list[str]:
         problems: list[str] = []
+        on_disk = self._files(problems)
+        indexed = {row[0]: (row[1], row[2]) for row in db.execute("SELECT id, mtime_ns, size FROM summaries")}
         gone = [i for i in indexed if i not in on_disk]
-        changed = [i for i, stamp in on_disk.items() if indexed.get(i) != stamp]
+        changed = [i for i, st in on_disk.items() if indexed.get(i) != st]
         with db:
             for conversation_id in gone:
                 db.execute("DELETE FROM summaries WHERE id=?", (conversation_id,))
@@ -253,7 +402,7 @@ class ConversationStore:
 
     def list(self, query: str = "", limit: int | None = None) -> tuple[list[Summary], list[str]]:
         """Conversations newest first, optionally only those whose title or messages contain ``query``;
-        with the problems met (files that failed to parse, left where they are)."""
+        with the problems met (the store's notices, then files that failed to parse, left where they are)."""
         problems = self.sync()
         db = self._connect()
         columns = "s.id, s.title, s.updated, s.model, s.turns, s.preview"
@@ -275,12 +424,14 @@ class ConversationStore:
                 f"WHERE fts.title LIKE ? ESCAPE '\\' OR fts.body LIKE ? ESCAPE '\\' ORDER BY s.updated DESC{sql_limit}",
                 (like, like),
             )
-        return [Summary(*row) for row in rows], problems
+        return [Summary(*row) for row in rows], [*self.notices, *problems]
 
     def close(self) -> None:
+        """Close the index."""
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._index_in_memory = False
 
 
 # -- import and export ---------------------------------------------------------------------------------
@@ -307,6 +458,18 @@ def to_openai(conversation: Conversation) -> dict[str, Any]:
     return {"messages": conversation.messages()}
 
 
+def _text_parts(parts: list[Any], i: int) -> Iterator[str]:
+    for part in parts:
+        if not isinstance(part, dict):
+            raise InvalidValue(f"message {i} has a content part that is not an object")
+        if part.get("type", "text") != "text":
+            continue  # an image or audio part: not text to keep
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidValue(f"message {i} has a text part whose text is not a string")
+        yield text
+
+
 def from_openai(data: Any) -> Conversation:
     """A conversation from ``{"messages": [...]}`` or a bare list of messages; InvalidValue if malformed."""
     messages = data.get("messages") if isinstance(data, dict) else data
@@ -317,8 +480,10 @@ def from_openai(data: Any) -> Conversation:
         if not isinstance(message, dict) or "role" not in message:
             raise InvalidValue(f"message {i} is not an object with a role")
         role, content = message["role"], message.get("content", "")
+        if not isinstance(role, str):
+            raise InvalidValue(f"message {i} has a role that is not text")
         if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = "".join(_text_parts(content, i))
         if not isinstance(content, str):
             raise InvalidValue(f"message {i} has content that is not text")
         if role == "system":
@@ -328,5 +493,5 @@ def from_openai(data: Any) -> Conversation:
         elif role == "assistant":
             conversation.turns.append(Turn("assistant", [Version(content)]))
         else:
-            raise InvalidValue(f"message {i} has role {role!r}; expected system, user or assistant")
+            raise InvalidValue(f"message {i} has role {role[:40]!r}; expected system, user or assistant")
     return conversation

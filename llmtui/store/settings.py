@@ -1,26 +1,30 @@
 """Settings <-> settings.toml. One typed object; an invalid value falls back to its default alone.
 
-The file is the user's: keys llmtui does not know are kept when it rewrites the file, and a file that
-does not parse is reported and never overwritten.
+The file is the user's: llmtui edits it in place (tomlkit), changing only the values that changed, so
+comments, order, keys it does not know and values it finds invalid stay byte for byte as written; a file
+that does not parse is reported and never overwritten.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
 
 from llmtui.core.choices import DEVICES, DTYPES, FORWARDS, MODEL_CHOICES, QUANTIZE, ModelOptions
-from llmtui.core.errors import InvalidValue, LlmtuiError
+from llmtui.core.errors import InvalidValue
 from llmtui.core.sampling import SAMPLING_FIELDS, SamplingParams
-from llmtui.store.files import atomic_write, config_dir
+from llmtui.store.files import StoreError, atomic_write, config_dir, private_dir, read_regular
 
 SETTINGS_FILE = "settings.toml"
+# A settings file is a few hundred bytes; anything near this is not one.
+MAX_SETTINGS_BYTES = 1 << 20
 
 
 def _to_overrides(self: Any) -> dict[str, Any]:
@@ -169,7 +173,7 @@ class SettingsProblem:
         return f"{where}: {self.message}" + ("; using the default" if self.key else "")
 
 
-class SettingsFileError(LlmtuiError):
+class SettingsFileError(StoreError):
     """The settings file cannot be rewritten (it does not parse, or cannot be read)."""
 
 
@@ -189,15 +193,25 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
+def _read(file: Path) -> str:
+    """The settings file's text; "" when there is none. StoreError if it cannot be read as UTF-8 text."""
+    try:
+        raw = read_regular(file, MAX_SETTINGS_BYTES)
+    except FileNotFoundError:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"cannot read {file}: it is not UTF-8 text") from None
+
+
 def load_settings(path: str | Path | None = None) -> tuple[Settings, list[SettingsProblem]]:
     """Read settings; each bad value is reported and replaced by its default. A missing file is defaults."""
     file = settings_path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return Settings(), []
-    except (OSError, UnicodeDecodeError) as exc:
-        return Settings(), [SettingsProblem(file, f"cannot read the settings file ({exc}); using defaults")]
+        text = _read(file)
+    except StoreError as exc:
+        return Settings(), [SettingsProblem(file, f"{exc}; using defaults")]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -205,6 +219,11 @@ def load_settings(path: str | Path | None = None) -> tuple[Settings, list[Settin
         found = re.search(r"at line (\d+)", str(exc))
         line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
         return Settings(), [SettingsProblem(file, f"not valid TOML ({exc}); using defaults", line=line)]
+    return _apply(doc, text, file)
+
+
+def _apply(doc: dict[str, Any], text: str, file: Path) -> tuple[Settings, list[SettingsProblem]]:
+    """The settings a parsed file says, each invalid value reported and left at its default."""
     settings = Settings()
     problems: list[SettingsProblem] = []
     for key, value in _flatten(doc):
@@ -227,30 +246,57 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def save_settings(settings: Settings, path: str | Path | None = None) -> Path:
-    """Write settings atomically, keeping keys llmtui does not know. Refuses to replace a broken file."""
+def _values(settings: Settings) -> dict[str, Any]:
+    """Every setting by dotted key; None for a sampling value left to the model."""
+    return {**{key: settings.get(key) for key in KEYS}, **{f"keymap.{k}": v for k, v in settings.keymap.items()}}
+
+
+def _put(doc: Any, key: str, value: Any) -> None:
+    """Set (or, for None, remove) one dotted key in a tomlkit document, touching nothing else."""
+    section, _, name = key.rpartition(".")
+    table = doc
+    if section:
+        table = doc.get(section)
+        if not isinstance(table, dict):  # absent, or a value where a table belongs
+            doc[section] = tomlkit.table()
+            table = doc[section]
+    if value is None:
+        if name in table:
+            del table[name]
+    else:
+        table[name] = list(value) if isinstance(value, tuple) else value
+
+
+def save_settings(settings: Settings, path: str | Path | None = None, *, keys: Iterable[str] = ()) -> Path:
+    """Write into the settings file the values that differ from what it says (and ``keys`` in any case),
+    editing it in place: every other byte (comments, order, unknown keys, invalid values) stays as the
+    user wrote it. Refuses to rewrite a file that does not parse or cannot be read.
+
+    Without ``path`` the file is in llmtui's config dir, created private if missing; a file the user names
+    (``--config``) is written 0600 and its directory is left alone.
+    """
     file = settings_path(path)
-    doc: dict[str, Any] = {}
-    if file.exists():
-        try:
-            doc = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise SettingsFileError(
-                f"{file} does not parse ({exc}); fix it by hand, llmtui will not overwrite it"
-            ) from None
-    for key, value in settings.to_toml_dict().items():
-        if isinstance(value, dict):
-            section = doc.get(key)
-            if not isinstance(section, dict):
-                section = doc[key] = {}
-            if key == "sampling":  # cleared overrides leave the file too
-                for name in [n for n in section if n in {f.name for f in SAMPLING_FIELDS}]:
-                    if name not in value:
-                        del section[name]
-            section.update(value)
-        else:
-            doc[key] = value
-    atomic_write(file, tomli_w.dumps(doc).encode("utf-8"))
+    if path is None:
+        private_dir(file.parent)
+    try:
+        text = _read(file)
+    except StoreError as exc:
+        raise SettingsFileError(f"{exc}; llmtui will not overwrite it") from None
+    try:
+        tomllib.loads(text)  # what load_settings cannot read is never rewritten
+        doc = tomlkit.parse(text)
+    except (tomllib.TOMLDecodeError, TOMLKitError) as exc:
+        raise SettingsFileError(
+            f"{file} does not parse ({exc}); fix it by hand, llmtui will not overwrite it"
+        ) from None
+    now, _ = _apply(doc.unwrap(), text, file)
+    before, after, forced = _values(now), _values(settings), set(keys)
+    changed = [k for k in after if after[k] != before.get(k) or k in forced]
+    if not changed:
+        return file
+    for key in changed:
+        _put(doc, key, after[key])
+    atomic_write(file, tomlkit.dumps(doc).encode("utf-8"))
     return file
 
 

@@ -92,6 +92,7 @@ def test_run_streams_text_and_json(tiny_model_dir):
         (["run", "default", "-"], b"   \n", ["empty"]),
         (["run", "default", "hi", "--temperature", "-1"], None, ["temperature"]),
         (["run", "default", "hi", "--top-p", "2"], None, ["top_p"]),
+        (["run", "default", "hi", "--seed", "18446744073709551616"], None, ["seed must be from"]),
         (["run", "default", "hi", "--max-new-tokens", "abc"], None, ["max-new-tokens"]),
         (["run", "default", "hi", "--quantize", "int4"], None, ["--quantize", "int4"]),
         (["run", "default", "hi", "--forward", "transformers", "--quantize", "int8"], None, ["int8", "plain"]),

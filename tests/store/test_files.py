@@ -1,0 +1,191 @@
+"""Files and directories: llmtui touches only what it owns, and no file can crash it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import builders
+import pytest
+
+from llmtui.core.conversation import Conversation
+from llmtui.core.errors import InvalidValue
+from llmtui.core.sampling import SamplingParams
+from llmtui.store.conversations import ConversationStore, StoreError
+from llmtui.store.files import atomic_write, private_dir
+from llmtui.store.settings import load_settings, save_settings, settings_path
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _saved(store: ConversationStore, text: str = "hello") -> str:
+    conversation = Conversation()
+    conversation.add_user(text)
+    return store.save(conversation).id
+
+
+@pytest.fixture
+def umask_022():
+    """The umask most systems have, whatever the test runner's is."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_modes_are_set_only_on_directories_llmtui_creates(tmp_path, umask_022):
+    # What llmtui creates inside its own dir is private; above it, a directory is an ordinary one.
+    private_dir(tmp_path / "home" / "share" / "llmtui" / "conversations", tmp_path / "home" / "share" / "llmtui")
+    assert mode(tmp_path / "home") == mode(tmp_path / "home" / "share") == 0o755
+    assert mode(tmp_path / "home" / "share" / "llmtui") == mode(
+        tmp_path / "home" / "share" / "llmtui" / "conversations"
+    )
+    assert mode(tmp_path / "home" / "share" / "llmtui") == 0o700
+    # A directory that exists keeps the mode it has, whatever llmtui does in it.
+    data = tmp_path / "data"
+    (data / "conversations").mkdir(parents=True)
+    for d in (data, data / "conversations"):
+        d.chmod(0o755)
+    store = ConversationStore()
+    conversation_id = _saved(store)
+    store.list()
+    store.delete(conversation_id)
+    assert mode(data) == mode(data / "conversations") == 0o755
+    assert mode(data / "conversations" / ".trash") == 0o700  # created by llmtui inside its own dir
+
+
+def test_a_file_the_user_names_is_0600_and_its_directory_is_left_alone(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: losing the sticky bit would open it to every user
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    mine.chmod(0o755)
+    atomic_write(shared / "out.md", b"exported")
+    save_settings(load_settings()[0].with_value("theme", "llmtui-light"), mine / "settings.toml")
+    assert mode(shared / "out.md") == mode(mine / "settings.toml") == 0o600
+    assert mode(shared) == 0o1777 and mode(mine) == 0o755
+    with pytest.raises(StoreError, match="is a directory"):
+        atomic_write(mine, b"x")
+    with pytest.raises(StoreError, match="Not a directory"):
+        atomic_write(shared / "out.md" / "below.md", b"x")
+    with pytest.raises(StoreError, match="No such file"):  # the user's directory is never created
+        atomic_write(tmp_path / "missing" / "out.md", b"x")
+
+
+def test_a_read_only_conversations_directory_stays_read_only(private_dirs):
+    store = ConversationStore()
+    conversation_id = _saved(store)
+    store.close()
+    store.root.chmod(0o500)
+    try:
+        store = ConversationStore()
+        summaries, problems = store.list()
+        assert [s.id for s in summaries] == [conversation_id]
+        assert problems == [f"{store.root} is read-only, so the history is open read-only and nothing is saved"]
+        assert store.load(conversation_id).turns[0].content == "hello"
+        for write in (lambda: _saved(store), lambda: store.delete(conversation_id)):
+            with pytest.raises(StoreError, match="read-only"):
+                write()
+        assert mode(store.root) == 0o500
+        assert sorted(os.listdir(store.root)) == sorted([f"{conversation_id}.json", f".{conversation_id}.lock"])
+    finally:
+        store.root.chmod(0o700)
+
+
+def test_a_store_that_cannot_be_had_says_why_on_use(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    store = ConversationStore(tmp_path / "a-file" / "conversations")  # constructing never fails
+    with pytest.raises(StoreError, match="a-file is not a directory"):
+        store.list()
+    with pytest.raises(StoreError, match="a-file is not a directory"):
+        _saved(store)
+
+
+def test_lock_files_go_with_their_conversation(private_dirs):
+    store = ConversationStore()
+    kept, removed = _saved(store, "kept"), _saved(store, "removed")
+    assert (store.root / f".{removed}.lock").exists()
+    store.delete(removed)
+    assert sorted(p.name for p in store.root.glob(".*.lock")) == [f".{kept}.lock"]
+    store.restore(removed)
+    conversation = store.load(removed)
+    conversation.add_user("again")
+    store.save(conversation)  # the lock is made anew
+    assert store.load(removed).turns[-1].content == "again"
+
+
+def _conversation_dict(**fields) -> dict:
+    turn = {"role": "user", "versions": [{"content": "hi", "created": 1.0}]}
+    return {"format": 1, "id": "x", "title": "t", "created": 1.0, "updated": 1.0, "turns": [turn], **fields}
+
+
+def _reply(**fields) -> dict:
+    event = {"index": 0, "token_id": 5, "text": "a", "prob": 0.5, "sampled_prob": 1.0, "rank": 0, "entropy": 1.0}
+    version = {"content": "a", "events": [{**event, **fields}]}
+    return _conversation_dict(turns=[{"role": "assistant", "versions": [version]}])
+
+
+HOSTILE = {
+    "far-future": (_conversation_dict(updated=1e300), "updated must be a time"),
+    "nan": ('{"format": 1, "id": "nan", "created": NaN}', "NaN is not a JSON number"),
+    "infinite": ('{"format": 1, "id": "infinite", "created": 1e400}', "created must be a finite number"),
+    "deep": ("[" * 200_000 + "]" * 200_000, "nested too deeply"),
+    "number-content": (
+        _conversation_dict(turns=[{"role": "user", "versions": [{"content": 5}]}]),
+        "content must be text",
+    ),
+    "number-text": (_reply(text=["a"]), "text must be text, not an array"),
+    "bool-index": (_reply(index=True), "index must be a whole number"),
+    "huge-rank": (_reply(rank=10**30), "rank must be from 0 to"),
+    "bad-id": (_conversation_dict(id="../escape"), "not a conversation id"),
+    "string-turns": (_conversation_dict(turns="abc"), "turns must be an array"),
+}
+
+
+def test_hostile_conversation_files_are_reported_and_skipped(private_dirs):
+    store = ConversationStore()
+    good = _saved(store, "good")
+    for name, (content, _) in HOSTILE.items():
+        text = content if isinstance(content, str) else json.dumps(content)
+        (store.root / f"{name}.json").write_text(text)
+    os.symlink("/dev/zero", store.root / "zero.json")
+    os.mkfifo(store.root / "fifo.json")
+    os.symlink(store.root / "nowhere", store.root / "dangling.json")
+    summaries, problems = store.list()
+    assert [s.id for s in summaries] == [good]
+    assert len(problems) == len(HOSTILE) + 3 and all("\n" not in p for p in problems)
+    for name, (_, why) in HOSTILE.items():
+        with pytest.raises(StoreError, match=why) as caught:
+            store.load(name)
+        assert f"{name}.json" in str(caught.value)
+        assert any(f"{name}.json" in p and why in p for p in problems)
+    for name in ("zero", "fifo"):
+        with pytest.raises(StoreError, match=r"is not a regular file"):
+            store.load(name)
+
+
+def test_the_seed_has_a_range_like_every_value(private_dirs):
+    for seed in (2**64, -(2**63) - 1):
+        with pytest.raises(InvalidValue, match="seed must be from"):
+            SamplingParams(seed=seed).validate()
+    assert SamplingParams(seed=2**64 - 1).validate().seed == 2**64 - 1
+    path = settings_path()
+    path.parent.mkdir(mode=0o700)
+    path.write_text("[sampling]\nseed = 18446744073709551616\ntop_k = 5\n")
+    settings, problems = load_settings()
+    assert settings.sampling.seed is None and settings.sampling.top_k == 5
+    assert [(p.key, p.line) for p in problems] == [("sampling.seed", 2)]
+
+
+def test_the_converted_model_cache_is_private(tmp_path, monkeypatch, umask_022):
+    from llmtui.engine import specs
+
+    monkeypatch.setenv("LLMTUI_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = specs.checkpoint_dir(specs.resolve(str(builders.tiny_gguf(tmp_path / "tiny.gguf"))))
+    assert mode(tmp_path / "cache") == mode(tmp_path / "cache" / "models") == mode(checkpoint) == 0o700
+    files = sorted(checkpoint.iterdir())
+    assert {"config.json", "tokenizer.json", "model.safetensors"} <= {f.name for f in files}
+    assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
