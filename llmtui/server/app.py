@@ -215,6 +215,11 @@ class ReplyWriter:
         choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
         return [_sse(self._chunk(choice))]
 
+    def echo_chunk(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
+        """The streamed chunk that returns the prompt first, with ``echo``."""
+        echo = self.echo(scored)
+        return None if echo is None else self._chunk(self._choice(echo["text"], echo["logprobs"], None))
+
     def echo(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
         """The prompt, returned first with ``echo``; with logprobs, its own tokens' (the first has none)."""
         if self.echo_ids is None:
@@ -545,9 +550,9 @@ class Routes:
             parts.append(_sse(writer.token(item.value)))
             return False
         if item.kind == "score":
-            echo = writer.echo(item.value)
-            if echo is not None:
-                parts.append(_sse(writer._chunk(writer._choice(echo["text"], echo["logprobs"], None))))
+            chunk = writer.echo_chunk(item.value)
+            if chunk is not None:
+                parts.append(_sse(chunk))
             return False
         if item.kind == "done":
             parts.extend(_sse(chunk) for chunk in writer.closing(item.value))

@@ -136,7 +136,7 @@ class Body:
     def sampling(self) -> dict[str, Any]:
         """The sampling fields the request sets, as SamplingParams overrides (unset: the model's defaults)."""
         out: dict[str, Any] = {}
-        temperature = self.float("temperature", 0, 2)
+        temperature = self.float("temperature", 0)  # OpenAI stops at 2; llmtui's settings (and vLLM) do not
         if temperature is not None:
             out["temperature"] = temperature
         top_p = self.float("top_p", 0, 1)
