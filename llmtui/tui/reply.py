@@ -72,13 +72,14 @@ class ReplyController:
             self.ws.notify(f"A reply is being {what}; stop it with {self.ws.key_of('stop')} first.", severity="warning")
             return False
         if needs_model and self.ws.backend is None:
-            if self.ws.status.state == "error":
-                message = f"No model is running; {self.ws.key_of('restart')} restarts the engine."
-            else:
-                message = "The model is still loading."
-            self.ws.notify(message, severity="warning")
+            self.ws.notify(self._no_model(), severity="warning")
             return False
         return True
+
+    def _no_model(self) -> str:
+        if self.ws.status.state == "error":
+            return f"No model is running; {self.ws.key_of('restart')} restarts the engine."
+        return "The model is still loading."
 
     # -- starting ---------------------------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class ReplyController:
         conversation.add_user(text)
         if self.ws.backend is None:
             self.ws.reply_when_ready = True
-            self.ws.notify("The model is still loading; your message will be sent when it is ready.")
+            self.ws.notify(f"{self._no_model()} Your message will be sent when it is ready.")
             self.ws.call_after_refresh(self.ws.conversation_view.extend, conversation)
             return True
         self.reply_at_end()
@@ -259,7 +260,6 @@ class ReplyController:
         await self._frame(final=True)
         self._stop_frames()
         self.replaying = False
-        self.ws.sidebar.show_reply(self.ws.chips.events)
         self.ws.status.set(state="ready", detail="")
 
     # -- each frame -------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class ReplyController:
                     if generation is not None
                     else self.ws.status.context_used,
                 )
-        if events and (self.replaying or self.ws.stream_turn == self.live_turn):
+        if self.replaying or self.ws.stream_turn == self.live_turn:
             self.ws.stream_events(events, summary=slow)
 
     # -- ending -----------------------------------------------------------------------------------------
@@ -335,8 +335,6 @@ class ReplyController:
         version.stats = stats
         version.partial = error is not None or (stats is not None and stats.stop_reason == "stopped")
         version.error = error
-        if self.ws.stream_turn == index:
-            self.ws.sidebar.show_reply(version.events)
         view = self.ws.conversation_view.message(index)
         if view is not None:
             view.refresh_turn()

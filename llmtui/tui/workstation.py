@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static, Tab, Tabs, TextArea
+from textual.worker import get_current_worker
 
 from llmtui.backends.base import Backend
 from llmtui.core.choices import ModelOptions
@@ -218,6 +219,9 @@ class Workstation(Screen[None]):
             return
         except Exception as exc:
             call(self._load_failed, f"unexpected error while loading {options.model}: {exc}")
+            return
+        if get_current_worker().is_cancelled:  # another start (a restart, a switch) replaced this one
+            backend.close()
             return
         call(self._engine_ready, backend)
 
@@ -438,10 +442,11 @@ class Workstation(Screen[None]):
         """New steps of the reply in the token stream. The sidebar (``summary`` frames only, a few a second:
         its top-k list is the dearest pane to draw) follows the newest step unless the user moved the cursor."""
         chips = self.chips
-        chips.append(events)
-        if summary:
+        if events:
+            chips.append(events)
+        if summary and chips.events:
             if chips.follow:
-                self.sidebar.show_step(events[-1])
+                self.sidebar.show_step(chips.events[-1])
             self.sidebar.show_reply(chips.events)
 
     @on(ChipView.CursorMoved, "#chips")
