@@ -89,6 +89,12 @@ class ConversationStore:
         self._index_notice: str | None = None
         self.unavailable: str | None = None  # why nothing can be read
         self.read_only: str | None = None  # why nothing can be written
+        self._probe()
+
+    def _probe(self) -> None:
+        """Find out what the directory allows now. Done before every operation: a store that failed (a
+        disk not mounted yet, a mode the user changed) works again as soon as the directory does."""
+        self.unavailable = self.read_only = None
         try:
             # The data dir (the conversations' parent) is llmtui's own: what is created there is private.
             private_dir(self.root, self.root.parent)
@@ -106,6 +112,7 @@ class ConversationStore:
         return [n for n in (self.read_only, self._index_notice) if n]
 
     def _check_readable(self) -> None:
+        self._probe()
         if self.unavailable:
             raise StoreError(self.unavailable)
 
@@ -124,7 +131,7 @@ class ConversationStore:
     # -- files ------------------------------------------------------------------------------------------
 
     def _lock_path(self, conversation_id: str) -> Path:
-        return self.root / f".{conversation_id}.lock"
+        return self.root / f".{self.path(conversation_id).stem}.lock"
 
     @contextlib.contextmanager
     def _locked(self, conversation_id: str) -> Iterator[None]:
@@ -379,7 +386,7 @@ class ConversationStore:
                 db.execute("DELETE FROM summaries WHERE id=?", (conversation_id,))
                 db.execute("DELETE FROM fts WHERE id=?", (conversation_id,))
                 try:
-                    conversation = self.load(conversation_id)
+                    conversation = self.read_file(self.path(conversation_id))
                 except StoreError as exc:
                     problems.append(str(exc))
                     continue

@@ -102,6 +102,9 @@ def test_a_store_that_cannot_be_had_says_why_on_use(tmp_path):
         store.list()
     with pytest.raises(StoreError, match="a-file is not a directory"):
         _saved(store)
+    (tmp_path / "a-file").unlink()  # the user fixes it while llmtui runs: the same store works again
+    conversation_id = _saved(store)
+    assert [s.id for s in store.list()[0]] == [conversation_id]
 
 
 def test_lock_files_go_with_their_conversation(private_dirs):
