@@ -145,6 +145,12 @@ async def _json(request: Request) -> Any:
         raise invalid(f"the request body is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
 
 
+async def _encode_text(view: Any, text: str, *, add_special_tokens: bool) -> list[int]:
+    """A text's token ids, cut on a worker thread: a long text would hold up every other request."""
+    encoding = await run_in_threadpool(view.backend.encode, text, add_special_tokens=add_special_tokens)
+    return list(encoding.ids)
+
+
 def _encode(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -186,7 +192,6 @@ class ReplyWriter:
         self.legacy = None
         if not chat and request.logprobs is not None:
             self.legacy = protocol.LegacyLogprobs(self.view, request.logprobs)
-            self.legacy_out = self.legacy.empty()
 
     # A chunk's frame: OpenAI repeats id, object, created and model in every chunk.
     def _chunk(self, choice: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
@@ -362,7 +367,7 @@ class Routes:
             extension = {wire.EXTENSION: {"text": text, "templated": templated}}
         else:
             assert req.prompt is not None
-            ids = view.backend.encode(req.prompt, add_special_tokens=req.add_special_tokens).ids
+            ids = await _encode_text(view, req.prompt, add_special_tokens=req.add_special_tokens)
         body: dict[str, Any] = {"count": len(ids), "max_model_len": backend.info.context_length, "tokens": list(ids)}
         body["token_strs"] = [view.pieces[i] for i in ids] if req.return_token_strs else None
         return JSONResponse({**body, **extension})
@@ -405,7 +410,7 @@ class Routes:
         self.service.check_model(req.model)
         view, context = backend.view, backend.info.context_length
         if isinstance(req.prompt, str):
-            ids = view.backend.encode(req.prompt, add_special_tokens=True).ids
+            ids = await _encode_text(view, req.prompt, add_special_tokens=True)
             text = req.prompt
             if not ids:
                 raise invalid("'prompt' is empty", "prompt")
