@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import time
 
+from textual.events import Key
+
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.tui.widgets.conversation import Composer, MessageView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
@@ -41,29 +43,37 @@ async def test_every_action_waits_for_the_reply_in_flight(make_app, tiny_long_mo
         backend, conversation = app.backend, app.conversation
         composer = app.query_one(Composer)
 
-        async def focus_and_press(widget, *keys: str) -> None:
+        async def refused(widget, *keys: str) -> None:
+            # Keys posted as the terminal driver posts them: Pilot.press waits for the app to be idle after
+            # each key, which it never is while a reply streams.
+            before = notices.count(REFUSED)
             widget.focus()
-            await pilot.pause()
-            await pilot.press(*keys)
             await pilot.pause(0.05)
+            for key in keys:
+                app.post_message(Key(key, key if len(key) == 1 else None))
+            await wait_for(pilot, lambda: notices.count(REFUSED) == before + 1)
 
-        for key in ("ctrl+r", "ctrl+o", "ctrl+t", "ctrl+p"):  # regenerate, continue, restart, the palette's ...
-            await focus_and_press(composer, key)
-        await pilot.press(*"Replay reply", "enter")  # ... replay
-        await pilot.pause(0.2)
-        await focus_and_press(composer, *"/clear", "enter")  # a new conversation
-        await focus_and_press(composer, *"More", "enter")  # another message
+        for key in ("ctrl+r", "ctrl+o", "ctrl+t"):  # regenerate, continue, restart the engine
+            await refused(composer, key)
+        composer.text = "/clear"  # a new conversation
+        await refused(composer, "enter")
+        composer.text = "More"  # another message
+        await refused(composer, "enter")
         user, reply = sorted(app.query(MessageView), key=lambda v: v.index)[:2]
-        await focus_and_press(user, "e")  # edit
-        await focus_and_press(reply, "left")  # another version of an earlier reply
-        await focus_and_press(app.query_one("#candidates"), "down", "enter")  # branch
+        await refused(user, "e")  # edit
+        await refused(reply, "left")  # another version of an earlier reply
+        await refused(app.query_one("#candidates"), "down", "enter")  # branch
+        app.workstation.action_replay()  # what the palette's "Replay reply" runs
+        await pilot.pause(0.1)
 
         assert notices.count(REFUSED) == 9, notices
         assert composer.text == "More"  # the refused message is given back
         assert app.backend is backend and app.conversation is conversation and app.screen is app.workstation
         assert [len(t.versions) for t in conversation.turns] == [1, 2, 1, 1] and conversation.turns[1].current == 1
         assert app.generation is not None  # and the reply goes on
-        await focus_and_press(composer, "escape")
+        composer.focus()
+        await pilot.pause(0.05)
+        app.post_message(Key("escape", None))
         await wait_idle(pilot)
         assert conversation.turns[-1].version.stats.stop_reason == "stopped"
 
