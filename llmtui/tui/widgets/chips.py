@@ -140,9 +140,10 @@ class ChipView(ScrollView, can_focus=True):
         self.chips.extend(chips)
         self.chip_layout.extend(self.chips, first)
         self._update_virtual_size()
-        self.refresh_lines(first_line - int(self.scroll_offset.y), len(self.chip_layout.rows) - first_line)
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+        # ScrollView.refresh_lines takes lines of the content, not of the screen: it subtracts the scroll.
+        self.refresh_lines(first_line, len(self.chip_layout.rows) - first_line)
 
     # -- layout -----------------------------------------------------------------------------------------
 
