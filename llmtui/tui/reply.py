@@ -10,6 +10,7 @@ nothing is in flight the timer does not run at all.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,13 +33,14 @@ if TYPE_CHECKING:
     from llmtui.core.conversation import Version
     from llmtui.tui.workstation import Workstation
 
-FRAME_SECONDS = 1 / 30
-# The token stream takes new steps every frame; every SLOW_FRAMES-th frame (and the first and the last) the
-# other panes do: the reply's Markdown (a layout: a full-screen reflow), the sidebar (its top-k list is the
-# dearest widget to draw), the sparkline and the status bar. Textual repaints the box around all the regions
-# changed in a frame, every widget in it whole, so a frame that touches only the chips repaints little; one
-# that touches panes far apart repaints the screen. On a small machine that CPU time is the decode loop's.
-SLOW_FRAMES = 8
+# The token stream takes new steps once a frame; the panes that change slowly take them every SLOW_SECONDS
+# (and on the first and the last frame): the reply's Markdown (a layout: a reflow of the screen), the sidebar
+# (its top-k list is the dearest widget to draw), the sparkline and the status bar. Textual repaints every
+# widget that overlaps what changed, whole, so a frame costs milliseconds however little it changes; on a
+# small machine that CPU is the decode loop's. 15 frames a second still reads as a live stream, and at a
+# GPU's hundreds of tokens a second each frame takes many.
+FRAME_SECONDS = 1 / 15
+SLOW_SECONDS = 0.4
 
 
 class ReplyController:
@@ -52,7 +54,7 @@ class ReplyController:
         self._stop = threading.Event()  # set by stop(): ends a replay, or a reply that has not started yet
         self._queue: deque[TokenEvent] = deque()
         self._timer: Timer | None = None
-        self._frames = 0
+        self._slow_at = 0.0  # when the slow panes last took what had arrived (time.monotonic)
         self._markdown: MarkdownStream | None = None
         self._shown = 0  # characters of the live reply handed to its Markdown
         self.closed = False  # the app is quitting
@@ -265,7 +267,7 @@ class ReplyController:
     # -- each frame -------------------------------------------------------------------------------------
 
     def _start_frames(self) -> None:
-        self._frames = 0
+        self._slow_at = -SLOW_SECONDS
         if self._timer is None:
             self._timer = self.ws.set_interval(FRAME_SECONDS, self._frame)
 
@@ -291,9 +293,10 @@ class ReplyController:
         events, version = self._take()
         if not events and not final:
             return
-        self._frames += 1
-        # The first frame, every SLOW_FRAMES-th and the last also update the panes that change slowly.
-        slow = final or (self._frames - 1) % SLOW_FRAMES == 0
+        now = time.monotonic()
+        slow = final or now - self._slow_at >= SLOW_SECONDS
+        if slow:
+            self._slow_at = now
         if version is not None and slow:
             if self._markdown is not None and len(version.content) > self._shown:
                 # Mark the text as shown before awaiting: the reply's end may drain a frame meanwhile.
