@@ -24,18 +24,25 @@ VERBS = (chat, run, serve, ls, show, tokenize, config, history)
 
 
 class _Parser(argparse.ArgumentParser):
+    verbs: tuple[str, ...] = ()  # the top-level parser's subcommands
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The whole command line: global options, then one subparser per verb."""
-    parser = _Parser(prog="llmtui", description="A terminal chat workstation for local language models.")
+    parser = _Parser(
+        prog="llmtui",
+        description="A terminal chat workstation for local language models.",
+        epilog="`llmtui MODEL [options]` is `llmtui chat MODEL [options]`, as `ollama run MODEL` is ollama's chat.",
+    )
     parser.add_argument("--config", help="settings file to use instead of the platform's settings.toml")
     parser.add_argument("--version", action="version", version=f"llmtui {__import__('llmtui').__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     for verb in VERBS:
         verb.add_parser(sub)
+    parser.verbs = tuple(sub.choices)
     # Bare `llmtui` is `llmtui chat`.
     parser.set_defaults(
         func=chat.cmd_chat, model=None, device=None, dtype=None, forward=None, quantize=None, trust_remote_code=False
@@ -43,9 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Global options that take a value, so that the word after one is not read as the verb.
+_GLOBAL_VALUES = ("--config",)
+
+
+def with_verb(argv: Sequence[str], verbs: Sequence[str]) -> list[str]:
+    """`llmtui MODEL ...` as `llmtui chat MODEL ...`: the first word that is neither a global option nor a
+    verb is a model to chat with."""
+    argv = list(argv)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _GLOBAL_VALUES else 1
+    if i < len(argv) and argv[i] not in verbs:
+        argv.insert(i, "chat")
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `llmtui` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(with_verb(sys.argv[1:] if argv is None else argv, parser.verbs))
     try:
         return int(args.func(args) or 0)
     except LlmtuiError as exc:

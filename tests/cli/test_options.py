@@ -9,7 +9,8 @@ from dataclasses import fields
 
 import pytest
 
-from llmtui.cli import build_parser
+from llmtui.cli import build_parser, with_verb
+from llmtui.cli.chat import cmd_chat
 from llmtui.cli.options import model_options
 from llmtui.cli.run import _sampling_overrides
 from llmtui.core.choices import MODEL_CHOICES
@@ -50,3 +51,25 @@ def test_every_model_choice_is_a_flag_and_a_setting(choice, capsys):
         assert choice.values[-1] in capsys.readouterr().err
     with pytest.raises(InvalidValue, match=choice.words):
         Settings().with_value(choice.name, "nonsense")
+
+
+@pytest.mark.parametrize(
+    ("argv", "model"),
+    [
+        (["default"], "default"),
+        (["--config", "settings.toml", "./my-model", "--dtype", "float32"], "./my-model"),
+        (["chat", "default"], "default"),
+        ([], None),
+    ],
+)
+def test_a_model_as_the_first_word_starts_the_workstation_on_it(argv, model):
+    # `llmtui MODEL`, as ollama users type `ollama run MODEL`.
+    parser = build_parser()
+    args = parser.parse_args(with_verb(argv, parser.verbs))
+    assert args.func is cmd_chat and args.model == model
+
+
+def test_a_verb_stays_a_verb():
+    parser = build_parser()
+    args = parser.parse_args(with_verb(["list"], parser.verbs))
+    assert args.func is not cmd_chat
