@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, decode, history, inspector, serve, ttft
+from bench import app, decode, history, inspector, score, serve, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
@@ -26,6 +26,7 @@ RESULTS = Path(__file__).parent / "results"
 SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "decode": decode.run,
     "ttft": ttft.run,
+    "score": score.run,
     "serve": serve.run,
     "app": app.run,
     "inspector": inspector.run,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from llmtui.core.choices import ModelOptions
+from llmtui.core.errors import GenerationError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
 from llmtui.core.prompt import Message, Prompt
@@ -43,6 +44,7 @@ class Capabilities:
     probabilities: bool = True  # raw and sampled probability, rank and entropy of every step
     candidates: bool = True  # the top-k candidates of every step
     branching: bool = True  # continue from accepted reply tokens, force a token at a step
+    scoring: bool = True  # the probability of every token of a given text (score)
 
 
 class Backend(ABC):
@@ -67,6 +69,11 @@ class Backend(ABC):
     ) -> Reply:
         """Start a reply. ``prefix``: reply tokens already accepted (not emitted again); ``force``: the token
         the first new step must take (branching from a candidate)."""
+
+    def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
+        """How likely the model finds each token of ``ids`` after the ones before it (core.score): one
+        TokenEvent per token after the first. Backends without ``capabilities.scoring`` refuse."""
+        raise GenerationError("this engine cannot score a text")
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the backend holds (an engine process, connections)."""

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from llmtui.backends.base import Backend, Reply
+from llmtui.backends.base import Backend, Capabilities, Reply
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
@@ -40,6 +40,9 @@ def error_message(response: httpx.Response) -> str:
 
 class ClientBackend(Backend):
     """Replies from `llmtui serve` at ``base_url`` (or on a Unix socket, with ``uds``)."""
+
+    # Scoring over the wire (completions with echo) is not wired into the workstation yet.
+    capabilities = Capabilities(scoring=False)
 
     def __init__(self, base_url: str = "http://llmtui", *, uds: str | None = None, api_key: str | None = None) -> None:
         transport = httpx.HTTPTransport(uds=uds) if uds else None

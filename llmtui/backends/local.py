@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from llmtui.backends.base import Backend, Reply
 from llmtui.core.choices import ModelOptions
+from llmtui.core.events import TokenEvent
 from llmtui.core.info import EngineInfo
 from llmtui.core.prompt import Message, Prompt
 from llmtui.core.sampling import SamplingParams
@@ -46,6 +47,9 @@ class LocalBackend(Backend):
         engine = Engine(loaded)
         engine.view.pieces  # noqa: B018 - build the piece table now, not in the first step
         return cls(engine)
+
+    def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
+        return self.engine.score(ids, top, stride=stride)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
         return self.engine.render(messages, reserve)

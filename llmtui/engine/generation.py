@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
+from llmtui.core.errors import GenerationError, InvalidValue, OutOfMemory
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.prompt import Message, Prompt, fit, plain_format
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.score import windows
 from llmtui.core.tokens import TokenizerView
 from llmtui.engine.loader import LoadedModel
 
@@ -74,15 +75,15 @@ class Engine:
         ``force``: the token the first new step must take (branching from an alternative)."""
         return Generation(self, prompt, params.validate(), tuple(prefix), force)
 
-    def score(self, ids: Sequence[int], top: int = 10) -> list[TokenEvent]:
-        """How likely the model finds each token of ``ids`` after the ones before it: one forward pass.
+    def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
+        """How likely the model finds each token of ``ids`` after the ones before it: one forward pass, or
+        windows of the context ``stride`` apart (core.score.windows) when ``ids`` do not fit it.
 
         One TokenEvent per token after the first (``index`` is its position in ``ids``): its raw
         probability, rank and the entropy of the distribution it was read from, and the ``top`` most likely
         tokens there. ``sampled_prob`` is the raw probability (nothing is sampled); ``text`` is what the
         token adds to the text of ``ids`` (special tokens included); ``elapsed`` is 0.
         """
-        import torch
         from tokenizers.decoders import DecodeStream
 
         ids = list(ids)
@@ -90,41 +91,10 @@ class Engine:
         for token_id in ids:
             if not 0 <= token_id < vocab:
                 raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {vocab - 1}")
-        if len(ids) > self.context_length:
-            raise ContextOverflow(f"{len(ids)} tokens do not fit the model's context of {self.context_length}")
-        if len(ids) < 2:
-            return []
         k = min(max(top, 0), vocab)
-        device = self.loaded.device
-        try:
-            with torch.inference_mode():
-                logits = self.model(torch.tensor([ids], device=device), use_cache=False).logits[0, :-1]
-                targets = torch.tensor(ids[1:], device=logits.device)
-                columns: list[list[Any]] = [[], [], [], [], []]
-                # Rows in blocks: the float32 softmax of a long prompt over a large vocabulary would not fit.
-                for start in range(0, len(ids) - 1, _SCORE_ROWS):
-                    raw = logits[start : start + _SCORE_ROWS].float()[:, :vocab]
-                    logp = torch.log_softmax(raw, dim=-1)
-                    probs = logp.exp()
-                    chosen = probs.gather(1, targets[start : start + _SCORE_ROWS, None])
-                    top_k = torch.topk(probs, k, dim=-1)
-                    for column, values in zip(
-                        columns,
-                        (
-                            chosen[:, 0],
-                            (probs > chosen).sum(dim=-1),
-                            -(probs * logp).nansum(dim=-1),
-                            top_k.values,
-                            top_k.indices,
-                        ),
-                        strict=True,
-                    ):
-                        column.extend(values.tolist())
-        except torch.OutOfMemoryError:
-            raise OutOfMemory("the device ran out of memory while scoring the text") from None
-        except (RuntimeError, IndexError) as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise GenerationError(f"scoring failed: {message[:300]}") from None
+        columns: list[list[Any]] = [[], [], [], [], []]  # prob, rank, entropy, top probs, top ids
+        for window in windows(len(ids), self.context_length, stride):
+            self._score_window(ids[window.start : window.end], window.first - window.start, k, columns)
         pieces = self.view.pieces
         decoder = DecodeStream(ids=ids[:1], skip_special_tokens=False)
         backend = self.tokenizer.backend_tokenizer
@@ -145,6 +115,32 @@ class Engine:
                 )
             )
         return events
+
+    def _score_window(self, ids: list[int], first: int, k: int, columns: list[list[Any]]) -> None:
+        """One forward pass over ``ids``; the tokens from ``first`` on are scored into ``columns``."""
+        import torch
+
+        vocab = len(self.view.pieces)
+        try:
+            with torch.inference_mode():
+                # logits[i] is the distribution of ids[i + 1]: the rows that score ids[first:].
+                logits = self.model(torch.tensor([ids], device=self.loaded.device), use_cache=False).logits[0]
+                logits = logits[first - 1 : -1]  # [scored, vocab]
+                targets = torch.tensor(ids[first:], device=logits.device)
+                # Rows in blocks: the float32 softmax of a long text over a large vocabulary would not fit.
+                for start in range(0, len(targets), _SCORE_ROWS):
+                    logp = torch.log_softmax(logits[start : start + _SCORE_ROWS].float()[:, :vocab], dim=-1)
+                    probs = logp.exp()
+                    chosen = probs.gather(1, targets[start : start + _SCORE_ROWS, None])
+                    top_k = torch.topk(probs, k, dim=-1)
+                    rows = (chosen[:, 0], (probs > chosen).sum(dim=-1), -(probs * logp).nansum(dim=-1))
+                    for column, values in zip(columns, (*rows, top_k.values, top_k.indices), strict=True):
+                        column.extend(values.tolist())
+        except torch.OutOfMemoryError:
+            raise OutOfMemory("the device ran out of memory while scoring the text") from None
+        except (RuntimeError, IndexError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GenerationError(f"scoring failed: {message[:300]}") from None
 
 
 class Generation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -218,3 +219,19 @@ def test_config_usage_errors():
     proc = llmtui("config", "frobnicate")
     assert proc.returncode == 2
     assert_one_line_error(proc, "invalid choice")
+
+
+def test_score_prints_every_token_and_the_perplexity(tiny_model_dir):
+    text = "The capital of France is Paris. " * 100  # past the tiny model's context: windows, and a note
+    proc = llmtui("score", str(tiny_model_dir), "-", "--json", "--top", "3", "--stride", "100", input=text.encode())
+    assert proc.returncode == 0, proc.stderr.decode()
+    *tokens, stats = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [t["index"] for t in tokens] == list(range(1, len(tokens) + 1))
+    assert all(t["type"] == "token" and len(t["candidates"]) == 3 for t in tokens)
+    nll = [-math.log(t["prob"]) for t in tokens]
+    assert stats["type"] == "stats" and stats["tokens"] == len(tokens) and stats["windows"] > 1
+    assert math.isclose(stats["perplexity"], math.exp(sum(nll) / len(nll)), rel_tol=1e-9)
+    assert "windows" in proc.stderr.decode()
+    table = llmtui("score", str(tiny_model_dir), "Paris is lovely")
+    assert table.returncode == 0 and "perplexity" in table.stdout.decode().splitlines()[-1]
+    assert_one_line_error(llmtui("score", str(tiny_model_dir), "x y", "--top", "21"), "--top")

@@ -8,6 +8,7 @@ import torch
 
 from llmtui.core.errors import ContextOverflow, InvalidValue
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.score import windows
 from llmtui.engine.generation import Engine, _StopStrings
 
 
@@ -290,8 +291,21 @@ def test_score_refuses_what_it_cannot_score(tiny_engine):
     assert tiny_engine.score([5]) == []
     with pytest.raises(InvalidValue, match="out of range"):
         tiny_engine.score([5, len(tiny_engine.view.pieces)])
-    with pytest.raises(ContextOverflow):
-        tiny_engine.score([5] * (tiny_engine.context_length + 1))
+
+
+@pytest.mark.parametrize("stride", [None, 3])
+def test_a_text_longer_than_the_context_is_scored_in_windows(tiny_engine, stride):
+    """Every token after the first is scored once, from the window core.score.windows puts it in."""
+    ids = [(7 * i + 3) % 200 + 5 for i in range(2 * tiny_engine.context_length + 5)]
+    events = tiny_engine.score(ids, top=2, stride=stride)
+    assert [e.index for e in events] == list(range(1, len(ids)))
+    passes = windows(len(ids), tiny_engine.context_length, stride)
+    assert len(passes) > 2
+    for window in passes:
+        probs = _reference_distributions(tiny_engine, ids[window.start : window.end])
+        for position in range(window.first, window.end):
+            expected = probs[position - window.start - 1, ids[position]].item()
+            assert math.isclose(events[position - 1].prob, expected, rel_tol=1e-5), position
 
 
 @pytest.mark.model
