@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from llmtui.backends.base import Backend, Capabilities, Reply
+from llmtui.backends.base import Backend, Reply
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
@@ -40,9 +40,6 @@ def error_message(response: httpx.Response) -> str:
 
 class ClientBackend(Backend):
     """Replies from `llmtui serve` at ``base_url`` (or on a Unix socket, with ``uds``)."""
-
-    # Scoring over the wire (completions with echo) is not wired into the workstation yet.
-    capabilities = Capabilities(scoring=False)
 
     def __init__(self, base_url: str = "http://llmtui", *, uds: str | None = None, api_key: str | None = None) -> None:
         transport = httpx.HTTPTransport(uds=uds) if uds else None
@@ -86,6 +83,18 @@ class ClientBackend(Backend):
         self, prompt: Prompt, params: SamplingParams, *, prefix: Sequence[int] = (), force: int | None = None
     ) -> Reply:
         return ClientReply(self, prompt, params.validate(), tuple(prefix), force)
+
+    def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
+        # A completion of no new tokens that echoes the prompt with its log probabilities, as vLLM scores;
+        # llmtui's extension carries each token's full step.
+        if stride is not None:
+            raise InvalidValue("the engine process scores long texts with its own stride")
+        body = {"model": self.model_id, "prompt": list(ids), "max_tokens": 0, "echo": True, "logprobs": top}
+        choice = self._request("POST", "/v1/completions", body)["choices"][0]
+        try:
+            return [TokenEvent.from_dict(d) for d in choice[EXTENSION]["prompt"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GenerationError(f"the engine's scores could not be read ({exc})") from None
 
     def close(self) -> None:
         self.http.close()

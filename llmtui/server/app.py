@@ -223,7 +223,16 @@ class ReplyWriter:
     def echo_chunk(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
         """The streamed chunk that returns the prompt first, with ``echo``."""
         echo = self.echo(scored)
-        return None if echo is None else self._chunk(self._choice(echo["text"], echo["logprobs"], None))
+        if echo is None:
+            return None
+        return self._chunk(self._with_scored(self._choice(echo["text"], echo["logprobs"], None), scored))
+
+    @staticmethod
+    def _with_scored(choice: dict[str, Any], scored: list[TokenEvent] | None) -> dict[str, Any]:
+        """llmtui's own data for the echoed prompt's tokens (TokenEvents: ids, rank, entropy, candidates)."""
+        if scored is not None:
+            choice[wire.EXTENSION] = {"prompt": [e.to_dict() for e in scored]}
+        return choice
 
     def echo(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
         """The prompt, returned first with ``echo``; with logprobs, its own tokens' (the first has none)."""
@@ -289,6 +298,7 @@ class ReplyWriter:
                     self.legacy.add(logprobs, e.token_id, e)
             choice = {"index": 0, "text": (echo["text"] if echo else "") + text, "logprobs": logprobs}
             choice["finish_reason"] = finish
+            self._with_scored(choice, scored)
         return {
             "id": self.id,
             "object": self.object,

@@ -60,6 +60,10 @@ def test_the_engine_process_replies_exactly_as_the_engine_in_process(engine_proc
     assert without_time(branch_remote) == without_time(branch_local)
     assert branch_remote[0].index == 7 and branch_remote[0].token_id == forced
 
+    # Scoring a text through the engine process: every step's data, exactly as in-process.
+    ids = prompt.ids + tuple(e.token_id for e in remote.events)
+    assert engine_process.score(ids, top=5) == local_long.score(ids, top=5)
+
 
 def test_stopping_a_reply_closes_its_stream_and_the_engine_serves_on(engine_process):
     prompt = engine_process.render(MESSAGES)
