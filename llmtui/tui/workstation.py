@@ -30,8 +30,9 @@ from llmtui.core.errors import LlmtuiError
 from llmtui.core.events import TokenEvent
 from llmtui.core.prompt import Prompt
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.score import windows
 from llmtui.core.text import escape_controls
-from llmtui.core.tokens import TokenizerView
+from llmtui.core.tokens import Tokenization, TokenizerView
 from llmtui.store.conversations import StoreError
 from llmtui.store.settings import save_settings
 from llmtui.tui.commands import ModelCommands
@@ -355,8 +356,13 @@ class Workstation(Screen[None]):
 
     @on(ProbabilitySidebar.Branch)
     def _branch(self, message: ProbabilitySidebar.Branch) -> None:
-        if self.stream_turn is not None:
-            self.replies.branch(self.stream_turn, message.step, message.token_id)
+        if self.stream_turn is None:
+            return
+        shown = self.sidebar.event
+        if not any(e is shown for e in self.conversation.turns[self.stream_turn].version.events):
+            self.notify("Branching starts from a step of a reply; this step is of a scored text.", severity="warning")
+            return
+        self.replies.branch(self.stream_turn, message.step, message.token_id)
 
     @on(MessageView.Action)
     async def _message_action(self, message: MessageView.Action) -> None:
@@ -516,6 +522,39 @@ class Workstation(Screen[None]):
     @on(Inspector.PromptWanted)
     def _prompt_wanted(self) -> None:
         self.inspect_prompt(reveal=True)
+
+    # -- surprise: the inspected text scored by the model ------------------------------------------------
+
+    @on(Inspector.ScoresWanted)
+    def _scores_wanted(self, message: Inspector.ScoresWanted) -> None:
+        backend = self.backend
+        if backend is None or not backend.capabilities.scoring:
+            why = "this engine cannot score a text" if backend is not None else "no model is loaded"
+            self.notify(f"No surprise colours: {why}.", severity="warning")
+            return
+        self._score(backend, message.tokenization, self.params.top_candidates)
+
+    @work(thread=True, exclusive=True, group="score", exit_on_error=False)
+    def _score(self, backend: Backend, tokenization: Tokenization, top: int) -> None:
+        """Off the UI thread, a window of the context at a time, so long texts colour as the scores arrive
+        (the engine queues this behind a reply that is decoding)."""
+        ids = list(tokenization.ids)
+        worker = get_current_worker()
+        for window in windows(len(ids), backend.info.context_length):
+            try:
+                scored = backend.score(ids[window.start : window.end], top)
+            except LlmtuiError as exc:
+                self.app.call_from_thread(self.notify, f"Scoring failed: {exc}", severity="error", markup=False)
+                return
+            if worker.is_cancelled or not self.app.is_running:
+                return
+            skip = window.first - window.start  # what an earlier window scored with more context
+            events = [replace(e, index=e.index + window.start) for e in scored if e.index >= skip]
+            self.app.call_from_thread(self.inspector.add_scores, tokenization, events)
+
+    @on(Inspector.StepChosen)
+    def _scored_step(self, message: Inspector.StepChosen) -> None:
+        self.sidebar.show_step(message.event)
 
     def note(self, text: str) -> None:
         """A notice in the conversation pane (not part of the conversation)."""

@@ -8,6 +8,7 @@ from textual.widgets import Markdown
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.text import escape_controls
 from llmtui.tui.screens.edit import EditScreen
+from llmtui.tui.widgets.chips import prob_bucket
 from llmtui.tui.widgets.conversation import Composer, MessageView
 from llmtui.tui.widgets.inspector import Inspector
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
@@ -312,3 +313,34 @@ async def test_inspector_ids_on_demand_and_compare_with_a_second_tokenizer(make_
         assert app.query_one("#compare-chips").display
         assert len(app.query_one("#compare-chips").chips) == inspector.compared.count
         assert "vs " in str(app.query_one("#inspect-summary").render())
+
+
+async def test_surprise_mode_colours_the_inspected_text_by_the_model_s_scores(make_app):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hi")  # a reply in the token stream, which the sidebar's candidates could branch
+        await wait_idle(pilot)
+        inspector = app.query_one(Inspector)
+        text = "The capital of France is Paris, and the capital of Italy is Rome. " * 12
+        await pilot.press("f5")
+        app.query_one("#inspect-input").value = text
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: inspector.tokenization is not None and inspector.tokenization.text == text)
+        ids = inspector.tokenization.ids
+        assert len(ids) > app.backend.info.context_length  # scored in windows, as they arrive
+        inspector.chips.focus()
+        await pilot.press("p")
+        await wait_for(pilot, lambda: len(inspector.scores) == len(ids) - 1)
+        expected = app.backend.score(ids, 10)  # the engine's own windows: the same probabilities
+        assert [inspector.scores[e.index].prob for e in expected] == pytest.approx([e.prob for e in expected])
+        kinds = [chip.kind for chip in inspector.chips.chips[1:]]
+        assert kinds == [f"prob-{prob_bucket(e.prob)}" for e in expected]
+        # The cursor's step goes to the sidebar; its candidates are not a reply's to branch from.
+        await pilot.press("home", "right", "right")
+        assert app.query_one(ProbabilitySidebar).event is inspector.scores[2]
+        versions = len(app.conversation.turns[-1].versions)
+        app.query_one("#candidates").focus()
+        await pilot.press("down", "enter")
+        await pilot.pause(0.2)
+        assert len(app.conversation.turns[-1].versions) == versions and not app.workstation.replies.busy

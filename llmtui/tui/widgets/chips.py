@@ -145,6 +145,14 @@ class ChipView(ScrollView, can_focus=True):
         # ScrollView.refresh_lines takes lines of the content, not of the screen: it subtracts the scroll.
         self.refresh_lines(first_line, len(self.chip_layout.rows) - first_line)
 
+    def recolour(self, kinds: dict[int, str]) -> None:
+        """New style keys for some chips: their labels, and so the layout, stay as they are."""
+        for i, kind in kinds.items():
+            chip = self.chips[i]
+            if chip.kind != kind:
+                self.chips[i] = Chip(chip.label, kind, breaks=chip.breaks)
+        self.refresh()
+
     # -- layout -----------------------------------------------------------------------------------------
 
     def wrap_width(self) -> int:

@@ -3,6 +3,10 @@
 Type text (or ``ids: 14350 385``, or ``compare: MODEL``) into its input; by default it shows the prompt
 exactly as the model receives it after the chat template. Tokenizing runs on a worker thread and the
 chips are drawn with the line API, so 1 MB of text never freezes the UI.
+
+Surprise mode (``p``) colours each token by how likely the model found it after the text before it, as the
+token stream colours a reply; the scores arrive a window at a time from the engine (the workstation asks
+for them), and the cursor's step goes to the probability sidebar.
 """
 
 from __future__ import annotations
@@ -19,14 +23,22 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static, TextArea
 
 from llmtui.core.errors import LlmtuiError
+from llmtui.core.events import TokenEvent
 from llmtui.core.text import escape_controls
 from llmtui.core.tokens import Tokenization, TokenizerView
-from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label
+from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label, prob_bucket
 
 
-def inspector_chips(tokenization: Tokenization, *, raw: bool = False, show_ids: bool = False) -> list[Chip]:
+def inspector_chips(
+    tokenization: Tokenization,
+    *,
+    raw: bool = False,
+    show_ids: bool = False,
+    scores: dict[int, TokenEvent] | None = None,
+) -> list[Chip]:
     """Chips for a tokenization: alternating shades show boundaries; special tokens and tokens holding
-    part of a character stand out."""
+    part of a character stand out. With ``scores`` (surprise mode), a scored token is coloured by its
+    probability instead, as in the token stream."""
     chips = []
     made: dict[tuple[int, str], Chip] = {}  # chips are immutable, and texts repeat their tokens a lot
     view = tokenization.view
@@ -39,6 +51,8 @@ def inspector_chips(tokenization: Tokenization, *, raw: bool = False, show_ids: 
             kind = "partial"
         else:
             kind = "tok-a" if i % 2 == 0 else "tok-b"
+        if scores and i in scores:
+            kind = f"prob-{prob_bucket(scores[i].prob)}"
         chip = made.get((token_id, kind))
         if chip is None:
             shown = chip_label(view.pieces[token_id]) if raw else view.display(token_id)
@@ -51,10 +65,18 @@ def inspector_chips(tokenization: Tokenization, *, raw: bool = False, show_ids: 
 
 
 class InspectorChips(ChipView):
-    BINDINGS = [Binding("r", "toggle_raw", "Raw pieces"), Binding("i", "toggle_ids", "Token ids")]
+    BINDINGS = [
+        Binding("r", "toggle_raw", "Raw pieces"),
+        Binding("i", "toggle_ids", "Token ids"),
+        Binding("p", "toggle_surprise", "Surprise"),
+    ]
 
     raw: reactive[bool] = reactive(False)
     show_ids: reactive[bool] = reactive(False)
+    surprise: reactive[bool] = reactive(False)
+
+    def action_toggle_surprise(self) -> None:
+        self.surprise = not self.surprise
 
     def action_toggle_raw(self) -> None:
         self.raw = not self.raw
@@ -69,6 +91,20 @@ class Inspector(Vertical):
     class PromptWanted(Message):
         """The input was submitted empty: show the prompt again."""
 
+    class ScoresWanted(Message):
+        """Surprise mode wants the model's scores for this tokenization (the workstation asks the engine)."""
+
+        def __init__(self, tokenization: Tokenization) -> None:
+            super().__init__()
+            self.tokenization = tokenization
+
+    class StepChosen(Message):
+        """The cursor is on a scored token: its step, for the probability sidebar."""
+
+        def __init__(self, event: TokenEvent) -> None:
+            super().__init__()
+            self.event = event
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.view: TokenizerView | None = None
@@ -76,6 +112,7 @@ class Inspector(Vertical):
         self.tokenization: Tokenization | None = None
         self.compared: Tokenization | None = None
         self.source_title = "prompt"
+        self.scores: dict[int, TokenEvent] = {}  # surprise mode: token index -> its step, as they arrive
         self._line_starts: list[int] = [0]
         self._syncing = False
 
@@ -141,6 +178,7 @@ class Inspector(Vertical):
             starts.append(pos + 1)
             pos = text.find("\n", pos + 1)
         self._line_starts = starts
+        self.scores = {}
         self.chips.follow = False
         self.chips.cursor = None
         self.chips.set_chips(chips, layout)
@@ -152,6 +190,16 @@ class Inspector(Vertical):
         self.query_one("#inspect-source", TextArea).load_text(text)
         self._summary()
         self.query_one("#inspect-detail", Static).update("")
+        if self.chips.surprise:
+            self.post_message(self.ScoresWanted(tokenization))
+
+    def add_scores(self, tokenization: Tokenization, events: list[TokenEvent]) -> None:
+        """Scores for ``tokenization`` (dropped if the inspector has moved on to other text): recolour."""
+        if tokenization is not self.tokenization or not self.chips.surprise:
+            return
+        self.scores.update((e.index, e) for e in events)
+        self.chips.recolour({e.index: f"prob-{prob_bucket(e.prob)}" for e in events if e.index < len(self.chips.chips)})
+        self._summary()
 
     def _summary(self) -> None:
         t = self.tokenization
@@ -161,6 +209,8 @@ class Inspector(Vertical):
         summary.append(f"{escape_controls(self.source_title)}", style="bold")
         summary.append(f" · {t.view.family} · {t.count} tokens · {t.chars} chars · {t.bytes} bytes")
         summary.append(f" · {t.chars_per_token:.2f} chars/token")
+        if self.chips.surprise:
+            summary.append(f"\nsurprise: {len(self.scores)} of {max(0, t.count - 1)} tokens scored", style="dim")
         if self.compared is not None:
             c = self.compared
             summary.append(
@@ -229,6 +279,10 @@ class Inspector(Vertical):
             detail.append("  special", style="bold magenta")
         if token.group != token.index or (token.index + 1 < len(t) and t.groups[token.index + 1] == token.index):
             detail.append(f"  part of a character (group from #{token.group})", style="yellow")
+        scored = self.scores.get(token.index)
+        if scored is not None:
+            detail.append(f"  p {scored.prob:.4f}  rank {scored.rank}", style="bold")
+            self.post_message(self.StepChosen(scored))
         self.query_one("#inspect-detail", Static).update(detail)
         if self._syncing:
             return
@@ -260,7 +314,16 @@ class Inspector(Vertical):
         self.query_one("#compare-chips", ChipView).display = False
         self.watch(self.chips, "raw", self._labels_changed, init=False)
         self.watch(self.chips, "show_ids", self._labels_changed, init=False)
+        self.watch(self.chips, "surprise", self._surprise_changed, init=False)
+
+    def _surprise_changed(self) -> None:
+        self._labels_changed()
+        self._summary()
+        if self.chips.surprise and self.tokenization is not None and not self.scores:
+            self.post_message(self.ScoresWanted(self.tokenization))
 
     def _labels_changed(self) -> None:
         if self.tokenization is not None:
-            self.chips.set_chips(inspector_chips(self.tokenization, raw=self.chips.raw, show_ids=self.chips.show_ids))
+            chips = self.chips
+            scores = self.scores if chips.surprise else None
+            chips.set_chips(inspector_chips(self.tokenization, raw=chips.raw, show_ids=chips.show_ids, scores=scores))
