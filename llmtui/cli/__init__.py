@@ -1,4 +1,5 @@
-"""The command line, in ollama's habits: chat (the TUI), run, serve, list, show, tokenize, score, config, history.
+"""The command line, in ollama's habits: chat (the TUI), run, serve, list, show, tokenize, score,
+embed, lens, config, history.
 
 One module per verb, each with `add_parser(sub)` and its `cmd_*`; what they share (model options and the one
 place they become a load, settings, stdin, output) is in `options`. Every failure a user can cause ends in
@@ -13,14 +14,14 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from llmtui.cli import chat, config, history, ls, run, score, serve, show, tokenize
+from llmtui.cli import chat, config, embed, history, lens, ls, run, score, serve, show, tokenize
 from llmtui.core.errors import LlmtuiError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 # The verbs in the order `llmtui --help` lists them; a new verb is a module here.
-VERBS = (chat, run, serve, ls, show, tokenize, score, config, history)
+VERBS = (chat, run, serve, ls, show, tokenize, score, embed, lens, config, history)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -235,3 +235,19 @@ def test_score_prints_every_token_and_the_perplexity(tiny_model_dir):
     table = llmtui("score", str(tiny_model_dir), "Paris is lovely")
     assert table.returncode == 0 and "perplexity" in table.stdout.decode().splitlines()[-1]
     assert_one_line_error(llmtui("score", str(tiny_model_dir), "x y", "--top", "21"), "--top")
+
+
+def test_embed_and_lens_print_json_for_scripts(tiny_model_dir):
+    texts = ["I sat on the river bank.", "I put money in the bank."]
+    proc = llmtui("embed", str(tiny_model_dir), *texts, "--word", "bank", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    result = json.loads(proc.stdout)
+    assert result["word"] == "bank" and result["dim"] == 64 and len(result["similarity"]) == 2
+    near = json.loads(llmtui("embed", str(tiny_model_dir), "--neighbors", "id:42", "-k", "3", "--json").stdout)
+    assert near["token_id"] == 42 and len(near["input"]) == 3
+    proc = llmtui("lens", str(tiny_model_dir), "The river bank", "--position", "0", "--position", "-1", "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    steps = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [s["type"] for s in steps] == ["lens", "lens"] and steps[0]["index"] == 0
+    assert len(steps[1]["layers"]) == 3  # the embeddings, then 2 blocks
+    assert_one_line_error(llmtui("embed", str(tiny_model_dir)), "--neighbors")
