@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from llmtui.core.choices import ModelOptions
-from llmtui.core.errors import GenerationError
+from llmtui.core.errors import GenerationError, UnsupportedModel
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
+from llmtui.core.lens import LensStep, Neighbour
 from llmtui.core.prompt import Message, Prompt
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.tokens import TokenizerView
@@ -45,6 +46,7 @@ class Capabilities:
     candidates: bool = True  # the top-k candidates of every step
     branching: bool = True  # continue from accepted reply tokens, force a token at a step
     scoring: bool = True  # the probability of every token of a given text (score)
+    lens: bool = True  # the model's insides: the logit lens, neighbours in embedding space
 
 
 class Backend(ABC):
@@ -74,6 +76,15 @@ class Backend(ABC):
         """How likely the model finds each token of ``ids`` after the ones before it (core.score): one
         TokenEvent per token after the first. Backends without ``capabilities.scoring`` refuse."""
         raise GenerationError("this engine cannot score a text")
+
+    def logit_lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
+        """At each position of ``ids``, the next tokens each layer would have chosen (engine/lens.py)."""
+        raise UnsupportedModel("this engine does not show the model's layers")
+
+    def neighbours(self, token_id: int, k: int = 10) -> dict[str, list[Neighbour] | None]:
+        """The ``k`` tokens nearest ``token_id`` by the input embedding rows ("input") and the output
+        head's ("output"; None when tied to the input's)."""
+        raise UnsupportedModel("this engine does not show the model's embeddings")
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the backend holds (an engine process, connections)."""

@@ -19,6 +19,7 @@ from llmtui.backends.base import Backend, Reply
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
+from llmtui.core.lens import LensStep, Neighbour
 from llmtui.core.prompt import Message, Prompt, fit
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.tokens import TokenizerView
@@ -90,14 +91,31 @@ class ClientBackend(Backend):
         if stride is not None:
             raise InvalidValue("the engine process scores long texts with its own stride")
         body = {"model": self.model_id, "prompt": list(ids), "max_tokens": 0, "echo": True, "logprobs": top}
-        choice = self._request("POST", "/v1/completions", body)["choices"][0]
-        try:
-            return [TokenEvent.from_dict(d) for d in choice[EXTENSION]["prompt"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GenerationError(f"the engine's scores could not be read ({exc})") from None
+        answer = self._request("POST", "/v1/completions", body)
+        return _read(lambda: [TokenEvent.from_dict(d) for d in answer["choices"][0][EXTENSION]["prompt"]], "scores")
+
+    def logit_lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
+        body = {"model": self.model_id, "tokens": list(ids), "positions": list(positions), "top": top}
+        answer = self._request("POST", "/llmtui/lens", body)
+        return _read(lambda: [LensStep.from_dict(d) for d in answer["steps"]], "logit lens")
+
+    def neighbours(self, token_id: int, k: int = 10) -> dict[str, list[Neighbour] | None]:
+        answer = self._request("POST", "/llmtui/neighbours", {"model": self.model_id, "token": token_id, "k": k})
+        return _read(
+            lambda: {w: None if answer[w] is None else [Neighbour.from_dict(d) for d in answer[w]] for w in answer},
+            "neighbours",
+        )
 
     def close(self) -> None:
         self.http.close()
+
+
+def _read(parse: Any, what: str) -> Any:
+    """The engine's answer, parsed; a malformed one is one sentence, not a traceback."""
+    try:
+        return parse()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GenerationError(f"the engine's {what} could not be read ({exc})") from None
 
 
 class ClientReply:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 from llmtui.backends.base import Backend, Reply
 from llmtui.core.choices import ModelOptions
 from llmtui.core.events import TokenEvent
 from llmtui.core.info import EngineInfo
+from llmtui.core.lens import LensStep, Neighbour
 from llmtui.core.prompt import Message, Prompt
 from llmtui.core.sampling import SamplingParams
 from llmtui.engine.generation import Engine
+from llmtui.engine.lens import Lens
 from llmtui.engine.loader import Progress, load
 
 
@@ -47,6 +50,16 @@ class LocalBackend(Backend):
         engine = Engine(loaded)
         engine.view.pieces  # noqa: B018 - build the piece table now, not in the first step
         return cls(engine)
+
+    @cached_property
+    def lens(self) -> Lens:
+        return Lens(self.engine.loaded, self.view)
+
+    def logit_lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
+        return self.lens.lens(ids, positions, top)
+
+    def neighbours(self, token_id: int, k: int = 10) -> dict[str, list[Neighbour] | None]:
+        return {which: self.lens.neighbours(token_id, k, which) for which in ("input", "output")}
 
     def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
         return self.engine.score(ids, top, stride=stride)

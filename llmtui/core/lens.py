@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmtui.core import checked
 from llmtui.core.events import Candidate
 
 POOLS = ("mean", "last")  # how a text's token vectors become one vector
@@ -51,6 +52,11 @@ class Neighbour:
     def to_dict(self) -> dict[str, Any]:
         return {"token_id": self.token_id, "piece": self.piece, "cosine": self.cosine}
 
+    @classmethod
+    def from_dict(cls, d: Any) -> Neighbour:
+        d = checked.obj(d, "a neighbour")
+        return cls(checked.whole(d, "token_id"), checked.text(d, "piece"), checked.number(d, "cosine"))
+
 
 @dataclass(frozen=True, slots=True)
 class LensLayer:
@@ -61,6 +67,12 @@ class LensLayer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "candidates": [c.to_dict() for c in self.candidates]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> LensLayer:
+        d = checked.obj(d, "a layer")
+        candidates = tuple(Candidate.from_dict(c) for c in checked.array(d, "candidates"))
+        return cls(checked.whole(d, "layer"), candidates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +92,10 @@ class LensStep:
             "piece": self.piece,
             "layers": [layer.to_dict() for layer in self.layers],
         }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> LensStep:
+        """Read back one position of the lens (from the wire); ValueError names a field that is wrong."""
+        d = checked.obj(d, "a lens step")
+        layers = tuple(LensLayer.from_dict(x) for x in checked.array(d, "layers"))
+        return cls(checked.whole(d, "index"), checked.whole(d, "token_id"), checked.text(d, "piece"), layers)

@@ -389,6 +389,52 @@ class Routes:
         protocol.check_ids(tokens, backend.view.size, "tokens")
         return JSONResponse({"prompt": backend.view.backend.decode(tokens, skip_special_tokens=False)})
 
+    # -- the model lens: llmtui's own routes, for its workstation ------------------------------------------
+
+    async def lens(self, request: Request) -> Response:
+        backend = self.service.require()
+        model, tokens, positions, top = protocol.read_lens(await _json(request))
+        self.service.check_model(model)
+        protocol.check_ids(tokens, backend.view.size, "tokens")
+        steps = await self._on_model_thread(lambda: backend.logit_lens(tokens, positions, top))
+        return JSONResponse({"steps": [step.to_dict() for step in steps]})
+
+    async def neighbours(self, request: Request) -> Response:
+        backend = self.service.require()
+        model, token, k = protocol.read_neighbours(await _json(request))
+        self.service.check_model(model)
+        protocol.check_ids([token], backend.view.size, "token")
+        found = await self._on_model_thread(lambda: backend.neighbours(token, k))
+        return JSONResponse({which: None if n is None else [x.to_dict() for x in n] for which, n in found.items()})
+
+    def _submit(self, work: Callable[[Job], None]) -> Job:
+        """Queue work for the model's thread; a 503 with Retry-After when the queue is full."""
+        decoder = self.service.decoder
+        assert decoder is not None
+        job = Job(work, asyncio.get_running_loop())
+        try:
+            decoder.submit(job)
+        except QueueFull:
+            waiting = decoder.max_queue
+            raise ApiError(
+                503,
+                f"the server is busy: one request is being served and {waiting} are waiting; try again shortly",
+                type="server_error",
+                code="queue_full",
+                headers={"Retry-After": RETRY_AFTER},
+            ) from None
+        return job
+
+    async def _on_model_thread(self, call: Callable[[], Any]) -> Any:
+        """Run ``call`` on the model's thread, in the queue with the replies; its LlmtuiError is a 400."""
+        job = self._submit(lambda job: job.post("done", call()))
+        item = await job.get()
+        if item.kind != "done":
+            if isinstance(item.value, InvalidValue | ContextOverflow):
+                raise invalid(str(item.value), None)
+            raise _item_error(item)
+        return item.value
+
     # -- generation --------------------------------------------------------------------------------------
 
     def _params(self, req: GenerateRequest, max_tokens: int) -> SamplingParams:
@@ -486,19 +532,7 @@ class Routes:
         self, request: Request, req: GenerateRequest, writer: ReplyWriter, work: Callable[[Job], None]
     ) -> Response:
         """Queue the work, then stream its items as SSE or gather them into one response."""
-        decoder = self.service.decoder
-        assert decoder is not None
-        job = Job(work, asyncio.get_running_loop())
-        try:
-            decoder.submit(job)
-        except QueueFull:
-            raise ApiError(
-                503,
-                f"the server is busy: one reply is decoding and {decoder.max_queue} are waiting; try again shortly",
-                type="server_error",
-                code="queue_full",
-                headers={"Retry-After": RETRY_AFTER},
-            ) from None
+        job = self._submit(work)
         log = request.scope[LOG_KEY]
         watcher = asyncio.create_task(_watch(request.receive, job))
         try:
@@ -660,6 +694,8 @@ def create_app(service: Service) -> ASGIApp:
             Route("/v1/completions", _handled(routes.completions), methods=["POST"]),
             Route("/tokenize", _handled(routes.tokenize), methods=["POST"]),
             Route("/detokenize", _handled(routes.detokenize), methods=["POST"]),
+            Route("/llmtui/lens", _handled(routes.lens), methods=["POST"]),
+            Route("/llmtui/neighbours", _handled(routes.neighbours), methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error},
     )

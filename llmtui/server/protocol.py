@@ -379,6 +379,28 @@ def read_detokenize(data: Any) -> tuple[str | None, list[int]]:
     return body.str("model"), tokens
 
 
+def _id_list(body: Body, name: str) -> list[int]:
+    values = body.raw(name)
+    if not isinstance(values, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in values):
+        raise invalid(f"'{name}' must be a list of whole numbers", name)
+    return values
+
+
+def read_lens(data: Any) -> tuple[str | None, list[int], list[int], int]:
+    """llmtui's `POST /llmtui/lens`: (model, tokens, positions, top)."""
+    body = Body(data, ("model", "tokens", "positions", "top"))
+    return body.str("model"), _id_list(body, "tokens"), _id_list(body, "positions"), body.int("top", 5, lo=1, hi=20)
+
+
+def read_neighbours(data: Any) -> tuple[str | None, int, int]:
+    """llmtui's `POST /llmtui/neighbours`: (model, token, k)."""
+    body = Body(data, ("model", "token", "k"))
+    token = body.int("token", lo=0)
+    if token is None:
+        raise invalid("'token' is required", "token")
+    return body.str("model"), token, body.int("k", 10, lo=1, hi=1000)
+
+
 def check_ids(ids: Sequence[int], vocab: int, param: str) -> None:
     """A 400 for the first id outside the vocabulary."""
     for token_id in ids:

@@ -556,6 +556,40 @@ class Workstation(Screen[None]):
     def _scored_step(self, message: Inspector.StepChosen) -> None:
         self.sidebar.show_step(message.event)
 
+    # -- the logit lens at the sidebar's step -----------------------------------------------------------
+
+    @on(ProbabilitySidebar.LensWanted)
+    def _lens_wanted(self, message: ProbabilitySidebar.LensWanted) -> None:
+        backend, event = self.backend, message.event
+        if backend is None or not backend.capabilities.lens:
+            why = "this engine does not show the model's layers" if backend is not None else "no model is loaded"
+            self.notify(f"No logit lens: {why}.", severity="warning")
+            return
+        scored = self.inspector.tokenization
+        if scored is not None and self.inspector.scores.get(event.index) is event:
+            self._lens(backend, event, None, list(scored.ids[: event.index]))
+            return
+        turn = self.stream_turn
+        events = self.conversation.turns[turn].version.events if turn is not None else []
+        if not any(e is event for e in events):
+            self.notify("The step shown is no longer in the token stream.", severity="warning")
+            return
+        messages = self.conversation.messages(upto=turn)
+        self._lens(backend, event, messages, [e.token_id for e in events[: event.index]])
+
+    @work(thread=True, exclusive=True, group="lens", exit_on_error=False)
+    def _lens(self, backend: Backend, event: TokenEvent, messages: list[Any] | None, ids: list[int]) -> None:
+        """Off the UI thread: the context the step was read from (a reply's prompt rendered again, then the
+        reply's tokens before it; or the scored text's), then the lens at its last token."""
+        try:
+            if messages is not None:
+                ids = list(backend.render(messages, reserve=self.params.max_new_tokens).ids) + ids
+            [step] = backend.logit_lens(ids, [len(ids) - 1], top=3)
+        except LlmtuiError as exc:
+            self.app.call_from_thread(self.notify, f"Logit lens failed: {exc}", severity="error", markup=False)
+            return
+        self.app.call_from_thread(self.sidebar.show_lens, event, step)
+
     def note(self, text: str) -> None:
         """A notice in the conversation pane (not part of the conversation)."""
         self.conversation_view.mount(Static(Text(escape_controls(text)), classes="note"))
@@ -642,7 +676,7 @@ class Workstation(Screen[None]):
             return
         from llmtui.tui.screens.vocabulary import VocabularyScreen
 
-        self.app.push_screen(VocabularyScreen(self.view))
+        self.app.push_screen(VocabularyScreen(self.view, self.backend))
 
     def action_rerun(self) -> None:
         """Re-run every recorded reply greedily with the current model and show where each one departs."""

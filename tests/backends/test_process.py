@@ -63,6 +63,9 @@ def test_the_engine_process_replies_exactly_as_the_engine_in_process(engine_proc
     # Scoring a text through the engine process: every step's data, exactly as in-process.
     ids = prompt.ids + tuple(e.token_id for e in remote.events)
     assert engine_process.score(ids, top=5) == local_long.score(ids, top=5)
+    # The model lens, too: each layer's top tokens, and neighbours in embedding space.
+    assert engine_process.logit_lens(ids, [3, len(ids) - 1], 4) == local_long.logit_lens(ids, [3, len(ids) - 1], 4)
+    assert engine_process.neighbours(ids[2], 6) == local_long.neighbours(ids[2], 6)
 
 
 def test_stopping_a_reply_closes_its_stream_and_the_engine_serves_on(engine_process):

@@ -373,3 +373,20 @@ def test_while_loading_health_reports_progress_and_the_api_answers_503(default_b
         assert httpx.get(f"{server.url}/v1/models").status_code == 200
     finally:
         server.close()
+
+
+def test_the_model_lens_routes_answer_as_the_engine_does(http, default_backend):
+    ids = default_backend.view.tokenize("The capital of France is").ids
+    answer = http.post("/llmtui/lens", json={"tokens": ids, "positions": [len(ids) - 1], "top": 3})
+    assert answer.status_code == 200, answer.text
+    [step] = answer.json()["steps"]
+    assert step == default_backend.logit_lens(ids, [len(ids) - 1], 3)[0].to_dict()
+    assert step["layers"][-1]["candidates"][0]["piece"] == "ĠParis"
+    near = http.post("/llmtui/neighbours", json={"token": ids[1], "k": 4}).json()
+    assert near["input"] == [n.to_dict() for n in default_backend.neighbours(ids[1], 4)["input"]]
+    assert near["output"] is None  # SmolLM2 ties its head to its input embeddings
+    # Bad input is a 400 naming what is wrong, and the server serves on.
+    outside = http.post("/llmtui/lens", json={"tokens": ids, "positions": [99]})
+    assert outside.status_code == 400 and "position 99" in outside.json()["error"]["message"]
+    assert http.post("/llmtui/neighbours", json={"token": -1}).status_code == 400
+    assert http.post("/llmtui/lens", json={"tokens": "nope", "positions": [0]}).json()["error"]["param"] == "tokens"

@@ -344,3 +344,41 @@ async def test_surprise_mode_colours_the_inspected_text_by_the_model_s_scores(ma
         await pilot.press("down", "enter")
         await pilot.pause(0.2)
         assert len(app.conversation.turns[-1].versions) == versions and not app.workstation.replies.busy
+
+
+async def test_the_logit_lens_shows_each_layer_at_the_step_in_the_sidebar(make_app):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Hi")
+        await wait_idle(pilot)
+        sidebar = app.query_one(ProbabilitySidebar)
+        event = sidebar.event
+        await pilot.press("f4", "l")
+        await wait_for(pilot, lambda: app.query_one("#lens").display)
+        rows = str(app.query_one("#lens-rows").render()).splitlines()
+        assert len(rows) == 1 + 3  # a title, then the embeddings and the tiny model's 2 blocks
+        # The last layer is the model's own answer at that step: the reply's context was rebuilt exactly.
+        last = rows[-1]
+        for candidate in event.candidates[:3]:
+            assert f"{candidate.prob * 100:.0f}%" in last
+
+
+async def test_enter_on_a_vocabulary_token_lists_its_neighbours(make_app):
+    from textual.widgets import OptionList
+
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        app.workstation.action_vocabulary()
+        await pilot.pause(0.2)
+        await pilot.press(*"the")
+        options = app.screen.query_one(OptionList)
+        await wait_for(pilot, lambda: options.option_count > 0)
+        token_id = int(options.get_option_at_index(0).id)
+        options.focus()
+        await pilot.press("home", "enter")
+        expected = app.backend.neighbours(token_id, 20)
+        await wait_for(pilot, lambda: options.option_count == 1 + 20 + 20)
+        ids = [int(options.get_option_at_index(i).id) for i in range(1, 41)]
+        assert ids == [n.token_id for n in expected["input"] + expected["output"]]

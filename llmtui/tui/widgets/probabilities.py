@@ -6,12 +6,14 @@ from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
 from llmtui.core.events import TokenEvent
+from llmtui.core.lens import LensStep
 from llmtui.core.text import visible
 
 BAR_WIDTH = 12
@@ -29,7 +31,17 @@ class CandidateList(OptionList):
 
 
 class ProbabilitySidebar(Vertical):
-    """Shows one step: the chosen token, its raw and sampled probability, entropy and the top-k."""
+    """Shows one step: the chosen token, its raw and sampled probability, entropy and the top-k; with the
+    logit lens (``l``), what each layer would have chosen there."""
+
+    BINDINGS = [Binding("l", "lens", "Logit lens")]
+
+    class LensWanted(Message):
+        """The user asked for the logit lens at the step shown (the workstation asks the engine)."""
+
+        def __init__(self, event: TokenEvent) -> None:
+            super().__init__()
+            self.event = event
 
     class Branch(Message):
         """The user picked another candidate at a step: cut the reply there and continue from it."""
@@ -48,6 +60,8 @@ class ProbabilitySidebar(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("No step selected. Generate a reply, then move the cursor over its tokens.", id="step-info")
         yield CandidateList(id="candidates")
+        with VerticalScroll(id="lens"):
+            yield Static("", id="lens-rows")
         yield Static("", id="spark-label")
         yield Sparkline([], id="sparkline")
 
@@ -59,6 +73,7 @@ class ProbabilitySidebar(Vertical):
         if event is self.event:
             return
         self.event = event
+        self.query_one("#lens").display = False  # the lens was of another step
         info = Text()
         info.append(f"step {event.index}  ", style="bold")
         info.append(self._piece(event.token_id, event.text), style="reverse")
@@ -87,6 +102,28 @@ class ProbabilitySidebar(Vertical):
         self.query_one(Sparkline).data = data
         what = "entropy" if self.sparkline_of == "entropy" else "chosen-token probability"
         self.query_one("#spark-label", Static).update(f"{what} over {len(events)} tokens", layout=False)
+
+    def action_lens(self) -> None:
+        if self.event is not None:
+            self.post_message(self.LensWanted(self.event))
+
+    def show_lens(self, event: TokenEvent, step: LensStep) -> None:
+        """One row per layer: the tokens that layer's hidden state puts first (the last row is the model's
+        own answer, the step's top-k above)."""
+        if event is not self.event:
+            return  # the user moved on while the engine worked
+        text = Text()
+        text.append(f"logit lens at step {event.index}: each layer's top tokens\n", style="bold")
+        for layer in step.layers:
+            text.append(f"L{layer.layer:<3}", style="dim")
+            for c in layer.candidates:
+                text.append(
+                    f" {self._piece(c.token_id, c.piece)} ", style="reverse" if c.token_id == event.token_id else ""
+                )
+                text.append(f"{c.prob * 100:.0f}%")
+            text.append("\n")
+        self.query_one("#lens-rows", Static).update(text)
+        self.query_one("#lens").display = True
 
     def clear(self) -> None:
         self.event = None
