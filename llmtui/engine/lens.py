@@ -105,21 +105,13 @@ class Lens:
     def neighbours(self, token_id: int, k: int = 10, which: str = "input") -> list[Neighbour] | None:
         """The ``k`` tokens nearest ``token_id`` by cosine of their ``which`` embedding rows (itself left
         out); None when the output head is tied to the input embeddings."""
-        import torch
 
         rows = self.rows(which)
         if rows is None:
             return None
         if not 0 <= token_id < rows.shape[0]:
             raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {rows.shape[0] - 1}")
-        with torch.inference_mode():
-            cosines = rows @ rows[token_id]
-            cosines[token_id] = -2.0
-            top = torch.topk(cosines, min(k, rows.shape[0] - 1))
-        return [
-            Neighbour(int(i), self.view.display(int(i)), float(c))
-            for c, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-        ]
+        return [Neighbour(i, self.view.display(i), c) for i, c in nearest(rows, token_id, k)]
 
     def lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
         """For each position: the next-token distribution every layer's hidden state gives, read through
@@ -153,6 +145,18 @@ class Lens:
                 )
                 steps.append(LensStep(p, int(ids[p]), self.view.display(int(ids[p])), layers))
         return steps
+
+
+def nearest(unit_rows: Any, token_id: int, k: int) -> list[tuple[int, float]]:
+    """(id, cosine) of the ``k`` rows nearest row ``token_id``, itself left out: one matrix-vector product
+    over rows already of unit length, and a top-k."""
+    import torch
+
+    with torch.inference_mode():
+        cosines = unit_rows @ unit_rows[token_id]
+        cosines[token_id] = -2.0  # below any cosine
+        top = torch.topk(cosines, min(k, unit_rows.shape[0] - 1))
+    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
 
 
 def _word_tokens(tokenization: Any, text: str, word: str) -> list[int]:
