@@ -30,12 +30,12 @@ from llmtui.core.errors import LlmtuiError
 from llmtui.core.events import TokenEvent
 from llmtui.core.prompt import Prompt
 from llmtui.core.sampling import SamplingParams
-from llmtui.core.score import windows
 from llmtui.core.text import escape_controls
-from llmtui.core.tokens import Tokenization, TokenizerView
+from llmtui.core.tokens import TokenizerView
 from llmtui.store.conversations import StoreError
 from llmtui.store.settings import save_settings
 from llmtui.tui.commands import ModelCommands
+from llmtui.tui.lens import LensController
 from llmtui.tui.reply import ReplyController
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import ChipView
@@ -99,6 +99,7 @@ class Workstation(Screen[None]):
         self.stream_turn: int | None = None  # the reply shown in the token stream and the sidebar
         self.reply_when_ready = False  # a message was sent while the model was loading
         self.replies = ReplyController(self)
+        self.lens = LensController(self)
 
     @property
     def llmtui(self) -> LlmtuiApp:
@@ -523,72 +524,19 @@ class Workstation(Screen[None]):
     def _prompt_wanted(self) -> None:
         self.inspect_prompt(reveal=True)
 
-    # -- surprise: the inspected text scored by the model ------------------------------------------------
+    # -- the model lens: surprise in the inspector, the logit lens in the sidebar ------------------------
 
     @on(Inspector.ScoresWanted)
     def _scores_wanted(self, message: Inspector.ScoresWanted) -> None:
-        backend = self.backend
-        if backend is None or not backend.capabilities.scoring:
-            why = "this engine cannot score a text" if backend is not None else "no model is loaded"
-            self.notify(f"No surprise colours: {why}.", severity="warning")
-            return
-        self._score(backend, message.tokenization, self.params.top_candidates)
-
-    @work(thread=True, exclusive=True, group="score", exit_on_error=False)
-    def _score(self, backend: Backend, tokenization: Tokenization, top: int) -> None:
-        """Off the UI thread, a window of the context at a time, so long texts colour as the scores arrive
-        (the engine queues this behind a reply that is decoding)."""
-        ids = list(tokenization.ids)
-        worker = get_current_worker()
-        for window in windows(len(ids), backend.info.context_length):
-            try:
-                scored = backend.score(ids[window.start : window.end], top)
-            except LlmtuiError as exc:
-                self.app.call_from_thread(self.notify, f"Scoring failed: {exc}", severity="error", markup=False)
-                return
-            if worker.is_cancelled or not self.app.is_running:
-                return
-            skip = window.first - window.start  # what an earlier window scored with more context
-            events = [replace(e, index=e.index + window.start) for e in scored if e.index >= skip]
-            self.app.call_from_thread(self.inspector.add_scores, tokenization, events)
+        self.lens.score(message.tokenization)
 
     @on(Inspector.StepChosen)
     def _scored_step(self, message: Inspector.StepChosen) -> None:
         self.sidebar.show_step(message.event)
 
-    # -- the logit lens at the sidebar's step -----------------------------------------------------------
-
     @on(ProbabilitySidebar.LensWanted)
     def _lens_wanted(self, message: ProbabilitySidebar.LensWanted) -> None:
-        backend, event = self.backend, message.event
-        if backend is None or not backend.capabilities.lens:
-            why = "this engine does not show the model's layers" if backend is not None else "no model is loaded"
-            self.notify(f"No logit lens: {why}.", severity="warning")
-            return
-        scored = self.inspector.tokenization
-        if scored is not None and self.inspector.scores.get(event.index) is event:
-            self._lens(backend, event, None, list(scored.ids[: event.index]))
-            return
-        turn = self.stream_turn
-        events = self.conversation.turns[turn].version.events if turn is not None else []
-        if not any(e is event for e in events):
-            self.notify("The step shown is no longer in the token stream.", severity="warning")
-            return
-        messages = self.conversation.messages(upto=turn)
-        self._lens(backend, event, messages, [e.token_id for e in events[: event.index]])
-
-    @work(thread=True, exclusive=True, group="lens", exit_on_error=False)
-    def _lens(self, backend: Backend, event: TokenEvent, messages: list[Any] | None, ids: list[int]) -> None:
-        """Off the UI thread: the context the step was read from (a reply's prompt rendered again, then the
-        reply's tokens before it; or the scored text's), then the lens at its last token."""
-        try:
-            if messages is not None:
-                ids = list(backend.render(messages, reserve=self.params.max_new_tokens).ids) + ids
-            [step] = backend.logit_lens(ids, [len(ids) - 1], top=3)
-        except LlmtuiError as exc:
-            self.app.call_from_thread(self.notify, f"Logit lens failed: {exc}", severity="error", markup=False)
-            return
-        self.app.call_from_thread(self.sidebar.show_lens, event, step)
+        self.lens.logit_lens(message.event)
 
     def note(self, text: str) -> None:
         """A notice in the conversation pane (not part of the conversation)."""
