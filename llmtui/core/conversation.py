@@ -151,6 +151,9 @@ class Conversation:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     revision: int = 0  # bumped on every save; guards against two writers
+    # The digest of the file this conversation was last read from or written to, set by the store: a save
+    # that would write the same bytes again writes nothing. Not part of the conversation's data.
+    saved: bytes | None = field(default=None, repr=False, compare=False)
 
     # -- reading ----------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -57,11 +58,32 @@ class Summary:
 @dataclass(frozen=True)
 class SaveResult:
     """Where a save went. ``forked``: another llmtui saved this conversation meanwhile, so ours was kept
-    as a new conversation instead of overwriting theirs."""
+    as a new conversation instead of overwriting theirs. ``written``: False when nothing had changed since
+    the file was read or written, so it was left untouched."""
 
     id: str
     path: Path
     forked: bool = False
+    written: bool = True
+
+
+def _encode(conversation: Conversation) -> bytes:
+    """A conversation's file, byte for byte: the one serialiser of the store."""
+    return json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _with_revision(data: bytes, old: int, new: int) -> bytes:
+    """``data`` (from ``_encode``) with its revision changed, without encoding it again. The top-level keys
+    are the only ones at one space of indentation, and every one before "revision" holds a value of one
+    line, so the first such line is the top-level revision."""
+    line = b'\n "revision": %d,\n'
+    changed = data.replace(line % old, line % new, 1)
+    assert changed != data, "the encoding lost its revision line"
+    return changed
 
 
 def _body(turns: list[Turn]) -> Iterator[str]:
@@ -159,28 +181,32 @@ class ConversationStore:
 
     def save(self, conversation: Conversation) -> SaveResult:
         """Write atomically. If another process saved a newer revision since we read it, ours is saved
-        as a fork with a new id; neither side loses a turn."""
+        as a fork with a new id; neither side loses a turn. A conversation that is byte for byte what this
+        store last read or wrote is not written at all (its file, mtime included, stays untouched; no
+        revision is taken, so a second instance that only looked never forks)."""
+        data = _encode(conversation)
+        if conversation.saved == _digest(data):
+            return SaveResult(conversation.id, self.path(conversation.id), written=False)
         self._check_writable()
         with self._locked(conversation.id):
             on_disk = self._revision_on_disk(conversation.id)
             if on_disk is None or on_disk == conversation.revision:
-                return self._write(conversation, forked=False)
+                return self._write(conversation, data, forked=False)
         original = conversation.id
         conversation.id = Conversation().id  # unique: no other writer can hold it
         conversation.title = f"{conversation.title} (fork)"
         conversation.revision = 0
         conversation.sampling = {**conversation.sampling, "forked_from": original}
-        return self._write(conversation, forked=True)
+        return self._write(conversation, _encode(conversation), forked=True)
 
-    def _write(self, conversation: Conversation, *, forked: bool) -> SaveResult:
-        conversation.revision += 1
+    def _write(self, conversation: Conversation, data: bytes, *, forked: bool) -> SaveResult:
+        """Write ``data`` (``conversation`` encoded at its current revision) as the next revision."""
+        revision = conversation.revision + 1
+        data = _with_revision(data, conversation.revision, revision)
         path = self.path(conversation.id)
-        data = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
-        try:
-            atomic_write(path, data)
-        except StoreError:
-            conversation.revision -= 1
-            raise
+        atomic_write(path, data)
+        conversation.revision = revision
+        conversation.saved = _digest(data)
         return SaveResult(conversation.id, path, forked)
 
     def _revision_on_disk(self, conversation_id: str) -> int | None:
@@ -207,11 +233,15 @@ class ConversationStore:
             raise StoreError(f"no conversation {path.stem} ({path} does not exist)") from None
         data = parse_json(raw, str(path))
         try:
-            return Conversation.from_dict(data)
+            conversation = Conversation.from_dict(data)
         except ValueError as exc:
             raise StoreError(f"{path} is not an llmtui conversation ({exc})") from None
         except RecursionError:
             raise StoreError(f"{path} is nested too deeply to be read") from None
+        # What was read, so that saving it unchanged writes nothing. A file llmtui wrote encodes back to
+        # the same bytes; one edited by hand is written once, in llmtui's layout, on its first save.
+        conversation.saved = _digest(raw)
+        return conversation
 
     def delete(self, conversation_id: str) -> None:
         """Move a conversation to the trash (``restore`` brings it back); its lock file goes with it."""
