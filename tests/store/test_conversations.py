@@ -106,6 +106,18 @@ def test_a_stale_writer_forks_instead_of_overwriting(store):
     assert store.load(result.id).turns[-1].content == "from this instance"
 
 
+def test_a_revision_is_found_in_any_layout(store):
+    """llmtui's own files say their revision in their first lines; any other JSON is read whole for it."""
+    c = _conversation()
+    path = store.save(c).path
+    assert path.read_text().startswith('{\n "format": 1,\n "id": ')
+    data = json.loads(path.read_text())
+    data["revision"] += 1
+    path.write_text(json.dumps(data))  # one line, as another tool would write it
+    c.add_user("mine")
+    assert store.save(c).forked
+
+
 def test_an_unchanged_conversation_is_never_written(store):
     """Saving what was read (or last written) leaves the file untouched, bytes and mtime, and takes no
     revision: a second instance that only looked does not fork the first one's later save."""
