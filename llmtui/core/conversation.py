@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,10 +64,11 @@ class Version:
     def token_ids(self) -> list[int]:
         return [e.token_id for e in self.events]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, step: Callable[[TokenEvent], Any] = TokenEvent.to_dict) -> dict[str, Any]:
+        """The version as plain data; ``step`` writes each event (the store keeps the ones it wrote before)."""
         d: dict[str, Any] = {"content": self.content, "created": self.created}
         if self.events:
-            d["events"] = [e.to_dict() for e in self.events]
+            d["events"] = [step(e) for e in self.events]
         if self.stats:
             d["stats"] = self.stats.to_dict()
         if self.partial:
@@ -78,7 +80,7 @@ class Version:
         if self.branched_from:
             d["branched_from"] = list(self.branched_from)
         if self.rest is not None:
-            d["rest"] = [t.to_dict() for t in self.rest]
+            d["rest"] = [t.to_dict(step) for t in self.rest]
         return d
 
     @classmethod
@@ -115,8 +117,9 @@ class Turn:
     def content(self) -> str:
         return self.version.content
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "current": self.current, "versions": [v.to_dict() for v in self.versions]}
+    def to_dict(self, step: Callable[[TokenEvent], Any] = TokenEvent.to_dict) -> dict[str, Any]:
+        """The turn as plain data (``step``: see Version.to_dict)."""
+        return {"role": self.role, "current": self.current, "versions": [v.to_dict(step) for v in self.versions]}
 
     @classmethod
     def from_dict(cls, d: Any) -> Turn:
@@ -151,6 +154,9 @@ class Conversation:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     revision: int = 0  # bumped on every save; guards against two writers
+    # The digest of the file this conversation was last read from or written to, set by the store: a save
+    # that would write the same bytes again writes nothing. Not part of the conversation's data.
+    saved: bytes | None = field(default=None, repr=False, compare=False)
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -218,7 +224,8 @@ class Conversation:
 
     # -- serialising ------------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, step: Callable[[TokenEvent], Any] = TokenEvent.to_dict) -> dict[str, Any]:
+        """The conversation as plain data, as its file holds it (``step``: see Version.to_dict)."""
         return {
             "format": FORMAT_VERSION,
             "id": self.id,
@@ -230,7 +237,7 @@ class Conversation:
             "fingerprint": self.fingerprint,
             "sampling": self.sampling,
             "system": self.system,
-            "turns": [t.to_dict() for t in self.turns],
+            "turns": [t.to_dict(step) for t in self.turns],
         }
 
     @classmethod

@@ -140,8 +140,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; StoreError for anything else.
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES, *, head: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (with ``head``, its first ``head`` bytes,
+    whatever its size); StoreError for anything else.
 
     A FIFO, a device (a link to /dev/zero) or a file that grows past the limit would block or fill
     memory: none of them is ever read. FileNotFoundError passes through, for callers to word.
@@ -159,6 +160,8 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"{path} is not a regular file")
+        if head is not None:
+            return os.read(fd, head)
         if st.st_size > limit:
             raise StoreError(f"{path} is {st.st_size:,} bytes; llmtui reads files of at most {limit:,}")
         chunks, size = [], 0

@@ -5,6 +5,10 @@ Threads: the backend renders the prompt and decodes on a thread worker, which on
 deque (a replay's worker appends recorded events at their recorded pace). While a reply or a replay is in
 flight, a timer on the UI thread drains the deque once a frame and hands each pane only what is new; when
 nothing is in flight the timer does not run at all.
+
+Nothing is lost to a crash: the conversation is saved as a reply starts (the user's turn, the reply marked
+partial) and, while it streams, every SAVE_SECONDS or more, so a killed app leaves a file whose last reply
+is partial with what had arrived.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ if TYPE_CHECKING:
 # GPU's hundreds of tokens a second each frame takes many.
 FRAME_SECONDS = 1 / 15
 SLOW_SECONDS = 0.4
+# While a reply streams, the conversation is saved at most this often, and never more than a tenth of the
+# time: a save that took longer (a long conversation's file is rewritten whole) waits ten times as long.
+SAVE_SECONDS = 3.0
+SAVE_SHARE = 10
 
 
 class ReplyController:
@@ -57,6 +65,8 @@ class ReplyController:
         self._slow_at = 0.0  # when the slow panes last took what had arrived (time.monotonic)
         self._markdown: MarkdownStream | None = None
         self._shown = 0  # characters of the live reply handed to its Markdown
+        self._saved_at: float | None = None  # when the reply in flight was last saved; None: not again
+        self._save_every = SAVE_SECONDS
         self.closed = False  # the app is quitting
 
     # -- the guard --------------------------------------------------------------------------------------
@@ -94,6 +104,7 @@ class ReplyController:
         if self.ws.backend is None:
             self.ws.reply_when_ready = True
             self.ws.notify(f"{self._no_model()} Your message will be sent when it is ready.")
+            self.ws.autosave()
             self.ws.call_after_refresh(self.ws.conversation_view.extend, conversation)
             return True
         self.reply_at_end()
@@ -164,6 +175,11 @@ class ReplyController:
         messages = conversation.messages(upto=index)
         params = self.ws.params
         conversation.sampling = params.to_dict()
+        conversation.model = self.ws.options.model
+        conversation.fingerprint = backend.info.model.fingerprint
+        # Saved before the reply starts: the user's turn, and the reply marked partial.
+        self._save_every = SAVE_SECONDS
+        self._save_progress()
 
         async def show_and_start() -> None:
             if rebuild:
@@ -313,6 +329,24 @@ class ReplyController:
                 )
         if self.replaying or self.ws.stream_turn == self.live_turn:
             self.ws.stream_events(events, summary=slow)
+        if (
+            version is not None
+            and not final
+            and self._saved_at is not None
+            and now - self._saved_at >= self._save_every
+        ):
+            self._save_progress()
+
+    def _save_progress(self) -> None:
+        """Save the conversation with the reply so far (marked partial while it is in flight); the next
+        such save waits SAVE_SECONDS, or ten times as long as this one took. After a failed save (said
+        once, by autosave) there is none until the reply ends, whose save tries again."""
+        started = time.monotonic()
+        if not self.ws.autosave():
+            self._saved_at = None
+            return
+        self._saved_at = time.monotonic()
+        self._save_every = max(SAVE_SECONDS, SAVE_SHARE * (self._saved_at - started))
 
     # -- ending -----------------------------------------------------------------------------------------
 

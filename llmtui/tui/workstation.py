@@ -254,8 +254,6 @@ class Workstation(Screen[None]):
             state="ready",
             detail="",
         )
-        self.conversation.model = self.options.model
-        self.conversation.fingerprint = info.model.fingerprint
         self.inspect_prompt()
         self._update_token_count()
         if self.stream_turn is not None:
@@ -545,15 +543,16 @@ class Workstation(Screen[None]):
 
     # -- the conversation -------------------------------------------------------------------------------
 
-    def autosave(self, announce: bool = False) -> None:
-        """Save the conversation (after every turn); a fork when another llmtui saved it meanwhile."""
+    def autosave(self, announce: bool = False) -> bool:
+        """Save the conversation (as a reply starts, while it streams, when it ends, on every change); a
+        fork when another llmtui saved it meanwhile. Unchanged, it is not written. False if it failed."""
         if not self.conversation.turns:
-            return
+            return True
         try:
             result = self.llmtui.store.save(self.conversation)
         except (StoreError, OSError) as exc:
             self.notify(f"Could not save the conversation: {exc}", severity="error", markup=False)
-            return
+            return False
         if result.forked:
             self.notify(
                 "Another llmtui saved this conversation meanwhile; yours was kept as a fork.",
@@ -561,6 +560,7 @@ class Workstation(Screen[None]):
             )
         elif announce:
             self.notify(f"Saved to {result.path}", markup=False)
+        return True
 
     def new_conversation(self) -> None:
         """Start over; the current conversation is saved."""

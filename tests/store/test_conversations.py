@@ -106,6 +106,39 @@ def test_a_stale_writer_forks_instead_of_overwriting(store):
     assert store.load(result.id).turns[-1].content == "from this instance"
 
 
+def test_a_revision_is_found_in_any_layout(store):
+    """llmtui's own files say their revision in their first lines; any other JSON is read whole for it."""
+    c = _conversation()
+    path = store.save(c).path
+    assert path.read_text().startswith('{\n "format": 1,\n "id": ')
+    data = json.loads(path.read_text())
+    data["revision"] += 1
+    path.write_text(json.dumps(data))  # one line, as another tool would write it
+    c.add_user("mine")
+    assert store.save(c).forked
+
+
+def test_an_unchanged_conversation_is_never_written(store):
+    """Saving what was read (or last written) leaves the file untouched, bytes and mtime, and takes no
+    revision: a second instance that only looked does not fork the first one's later save."""
+    c = _conversation()
+    c.start_reply("default", at=1)
+    c.add_user("more")
+    path = store.save(c).path
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # an mtime no write could leave
+    before = path.read_bytes()
+    mine, theirs = store.load(c.id), store.load(c.id)
+    for conversation in (c, mine, theirs):
+        assert store.save(conversation).written is False
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == 1_000_000_000
+    mine.add_user("a change")
+    assert store.save(mine).written and not store.save(mine).written
+    assert store.save(theirs).written is False  # theirs changed nothing: still no fork
+    assert [s.title for s in store.list()[0]] == ["hello"]
+    theirs.turns[1].versions[0].events.pop()  # any change at any depth is written, here as a fork
+    assert store.save(theirs).forked
+
+
 def test_delete_restore_rename_duplicate(store):
     c = store.save(_conversation("keep me")).id
     store.rename(c, "renamed")

@@ -37,6 +37,8 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         self.store = store
         self.query_text = query
         self.summaries: list[Summary] = []
+        self.listed: str | None = None  # the query the list shows the matches of (None: not listed yet)
+        self.open_when_listed = False  # enter was pressed in the search before its matches were listed
         self.deleted: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -55,17 +57,32 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         self.refresh_list()
 
     def on_input_submitted(self) -> None:
-        self.query_one(OptionList).focus()
+        """Enter in the search opens the top match, once the matches of what was typed are listed."""
+        if self.listed == self.query_text:
+            self._open_top()
+        else:
+            self.open_when_listed = True
+
+    def _open_top(self) -> None:
+        self.open_when_listed = False
+        if self.summaries:
+            self._open(self.summaries[0].id)
+        else:
+            self.notify("No conversation matches.", severity="warning")
 
     @work(thread=True, exclusive=True)
     def refresh_list(self) -> None:
+        query = self.query_text
         started = time.perf_counter()
-        summaries, problems = self.store.list(self.query_text)
+        summaries, problems = self.store.list(query)
         took = time.perf_counter() - started
-        self.app.call_from_thread(self._show, summaries, problems, took)
+        self.app.call_from_thread(self._show, query, summaries, problems, took)
 
-    def _show(self, summaries: list[Summary], problems: list[str], took: float) -> None:
+    def _show(self, query: str, summaries: list[Summary], problems: list[str], took: float) -> None:
+        if query != self.query_text:
+            return  # an earlier query's matches, arriving late: the current one's are on their way
         self.summaries = summaries
+        self.listed = query
         options = []
         for s in summaries[:SHOWN]:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
@@ -82,6 +99,8 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         if problems:
             status += f" · {len(problems)} files could not be read (left in place): {problems[0]}"
         self.query_one("#history-status", Label).update(Text(status))
+        if self.open_when_listed:
+            self._open_top()
 
     def _selected(self) -> str | None:
         history = self.query_one(OptionList)
@@ -90,8 +109,11 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         return history.get_option_at_index(history.highlighted).id
 
     def on_option_list_option_selected(self, message: OptionList.OptionSelected) -> None:
+        self._open(message.option.id or "")
+
+    def _open(self, conversation_id: str) -> None:
         try:
-            self.dismiss(self.store.load(message.option.id or ""))
+            self.dismiss(self.store.load(conversation_id))
         except StoreError as exc:
             self.notify(str(exc), severity="error", markup=False)
 
