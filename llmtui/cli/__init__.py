@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from llmtui.cli import chat, config, embed, history, lens, ls, run, score, serve, show, tokenize
+from llmtui.cli.options import say
 from llmtui.core.errors import LlmtuiError
+from llmtui.core.text import escape_controls
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -28,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     verbs: tuple[str, ...] = ()  # the top-level parser's subcommands
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {escape_controls(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> _Parser:
@@ -74,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LlmtuiError as exc:
-        print(f"llmtui: error: {exc}", file=sys.stderr)
+        say("error", exc)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
@@ -83,5 +85,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:  # a file system error no layer above put in words: still one line, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"llmtui: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        say("error", f"{where}{exc.strerror or exc}")
         return EXIT_ERROR

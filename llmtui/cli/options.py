@@ -68,10 +68,17 @@ def settings(args: argparse.Namespace) -> Settings:
     return loaded
 
 
+def say(kind: str, message: object) -> None:
+    """One line on stderr ("llmtui: error: ..."): every error, warning and note the command line gives
+    passes here. Messages quote file names, ids and values from files, so control characters in them are
+    shown escaped, never sent to the terminal."""
+    print(f"llmtui: {kind}: {escape_controls(str(message))}", file=sys.stderr)
+
+
 def warn(problems: Sequence[object]) -> None:
     """One warning line on stderr per problem (a file that failed to parse, a bad setting)."""
     for problem in problems:
-        print(f"llmtui: warning: {problem}", file=sys.stderr)
+        say("warning", problem)
 
 
 def read_stdin(what: str) -> bytes:
@@ -115,7 +122,8 @@ def out(text: str) -> None:
 
 def table(rows: Sequence[Sequence[str]]) -> None:
     """Print rows as left-aligned columns; the first row is the header."""
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    rows = [[escape_controls(str(c)) for c in row] for row in rows]  # ids and titles come from files
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 

@@ -14,6 +14,16 @@ def escape_controls(text: str) -> str:
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def has_controls(text: str) -> bool:
+    """Whether ``text`` holds a terminal control character (newlines and tabs aside)."""
+    return _CONTROLS.search(text) is not None
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without its terminal control characters (for output whose width is already laid out)."""
+    return _CONTROLS.sub("", text)
+
+
 def visible(text: str) -> str:
     """Whitespace made visible (· ↵ →) and controls escaped: for token chips and pieces."""
     return escape_controls(text.replace("\r", "␍")).translate(_VISIBLE)

@@ -19,6 +19,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from llmtui.core.choices import DEVICES, DTYPES, FORWARDS, MODEL_CHOICES, QUANTIZE, ModelOptions
 from llmtui.core.errors import InvalidValue
+from llmtui.core.keymap import BINDING_IDS, parse_keys
 from llmtui.core.sampling import SAMPLING_FIELDS, SamplingParams
 from llmtui.store.files import StoreError, atomic_write, config_dir, private_dir, read_regular
 
@@ -74,13 +75,15 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, as Textual's App.set_keymap
 
     def get(self, key: str) -> Any:
-        section, _, name = key.rpartition(".")
+        section, name = _split(key)
+        if section == "keymap":
+            return self.keymap.get(name)
         return getattr(getattr(self, section) if section else self, name)
 
     def with_value(self, key: str, value: Any) -> Settings:
         """A copy with one dotted key set, validated; InvalidValue names the key and the rule."""
         value = _check(key, value)
-        section, _, name = key.rpartition(".")
+        section, name = _split(key)
         if section == "keymap":
             return replace(self, keymap={**self.keymap, name: value})
         if section:
@@ -142,11 +145,25 @@ _SCHEMA: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] = {
 KEYS = tuple(_SCHEMA)
 
 
+def _split(key: str) -> tuple[str, str]:
+    """A dotted key's section and name; a binding id may itself hold dots (keymap.focus.tokens)."""
+    if key.startswith("keymap."):
+        return "keymap", key[len("keymap.") :]
+    section, _, name = key.rpartition(".")
+    return section, name
+
+
 def _check(key: str, value: Any) -> Any:
     if key.startswith("keymap."):
-        if not isinstance(value, str) or not value:
-            raise InvalidValue(f'{key} must be keys such as "ctrl+s"')
-        return value
+        binding = key[len("keymap.") :]
+        if binding not in BINDING_IDS:
+            raise InvalidValue(f"{key}: {binding!r} is not a binding; the bindings are {', '.join(BINDING_IDS)}")
+        if not isinstance(value, str):
+            raise InvalidValue(f'{key} must be keys such as "ctrl+x", not {value!r}')
+        try:
+            return parse_keys(value)
+        except InvalidValue as exc:
+            raise InvalidValue(f"{key}: {exc}") from None
     if key not in _SCHEMA:
         raise InvalidValue(f"unknown setting {key!r}; known: {', '.join(KEYS)}, keymap.<binding id>")
     type_ok, range_ok, rule = _SCHEMA[key]
@@ -182,13 +199,16 @@ def settings_path(path: str | Path | None = None) -> Path:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    section, _, name = key.rpartition(".")
+    section, name = _split(key)
+    # A name is written bare, quoted, or (a dotted binding id) as dotted bare parts.
+    parts = r"\s*\.\s*".join(re.escape(p) for p in name.split("."))
+    spelled = rf"^\s*(?:{parts}|\"{re.escape(name)}\"|'{re.escape(name)}')\s*="
     current = ""
     for number, line in enumerate(text.splitlines(), start=1):
         header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", line)
         if header:
             current = header.group(1)
-        elif current == section and re.match(rf"^\s*{re.escape(name)}\s*=", line):
+        elif current == section and re.match(spelled, line):
             return number
     return None
 
@@ -241,6 +261,8 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     for key, value in doc.items():
         if isinstance(value, dict) and key in ("sampling", "layout", "keymap") and not prefix:
             out.extend(_flatten(value, f"{key}."))
+        elif isinstance(value, dict) and prefix.startswith("keymap."):
+            out.extend(_flatten(value, f"{prefix}{key}."))  # focus.tokens = "f3": a dotted binding id
         else:
             out.append((prefix + key, value))
     return out
@@ -253,13 +275,22 @@ def _values(settings: Settings) -> dict[str, Any]:
 
 def _put(doc: Any, key: str, value: Any) -> None:
     """Set (or, for None, remove) one dotted key in a tomlkit document, touching nothing else."""
-    section, _, name = key.rpartition(".")
+    section, name = _split(key)
     table = doc
     if section:
         table = doc.get(section)
         if not isinstance(table, dict):  # absent, or a value where a table belongs
             doc[section] = tomlkit.table()
             table = doc[section]
+    if section == "keymap" and name not in table:
+        # A binding id the file spells as dotted keys (focus.tokens = "f3") is changed where it stands.
+        node, *parts = [table, *name.split(".")]
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                break
+            node = node[part]
+        else:
+            table, name = node, parts[-1]
     if value is None:
         if name in table:
             del table[name]

@@ -8,8 +8,12 @@ import signal
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich.segment import Segment
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.color import Color
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from llmtui.backends.base import Backend, Reply, StartBackend
@@ -17,7 +21,9 @@ from llmtui.backends.process import start_engine_process
 from llmtui.core.choices import ModelOptions
 from llmtui.core.conversation import Conversation
 from llmtui.core.errors import LlmtuiError
+from llmtui.core.keymap import DEFAULT_KEYS
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.text import escape_controls, has_controls, strip_controls
 from llmtui.store.conversations import ConversationStore
 from llmtui.store.settings import Settings, save_settings
 from llmtui.tui.commands import system_commands
@@ -25,13 +31,37 @@ from llmtui.tui.themes import DEFAULT_VARIABLES, load_themes
 from llmtui.tui.widgets.status import StatusBar
 from llmtui.tui.workstation import Workstation
 
+DEFAULT_THEME = Settings.theme
+
+
+class _NoControls(LineFilter):
+    """Removes terminal control characters from what widgets draw.
+
+    Text from files (names, ids, error messages quoting them) is escaped visibly where llmtui shows it;
+    this guard covers every other path to the screen (Textual's own widgets, a place that forgot), so no
+    escape sequence can reach the terminal. A control character takes no cell, so removing it keeps the
+    line's width.
+    """
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        if not has_controls("".join(segment.text for segment in segments)):
+            return segments
+        cleaned = [
+            segment if segment.control else Segment(strip_controls(segment.text), segment.style, segment.control)
+            for segment in segments
+        ]
+        return [segment for segment in cleaned if segment.text or segment.control]
+
+
+NO_CONTROLS = _NoControls()
+
 
 class LlmtuiApp(App[int]):
     """The chat workstation."""
 
     CSS_PATH = "app.tcss"
     TITLE = "llmtui"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="quit", priority=True)]
+    BINDINGS = [Binding(DEFAULT_KEYS["quit"], "quit", "Quit", id="quit", priority=True)]
 
     def __init__(
         self,
@@ -57,7 +87,13 @@ class LlmtuiApp(App[int]):
         self._notices = [*notices, *theme_problems]
         for theme in themes:
             self.register_theme(theme)
-        self.theme = self.settings.theme if self.settings.theme in self.available_themes else "llmtui-dark"
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        else:  # its file is gone or was skipped above (and said why); settings.toml keeps the name
+            self._notices.append(f"The theme {self.settings.theme!r} is not available; using {DEFAULT_THEME}.")
+            self.theme = DEFAULT_THEME
+        # Every entry was checked when settings.toml was read (core.keymap): a bad one was reported there
+        # and its default kept.
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
 
@@ -68,6 +104,25 @@ class LlmtuiApp(App[int]):
             SamplingParams(**self.settings.sampling.to_overrides()).validate(),
         )
         return self.workstation
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification passes here (a screen's or widget's notify calls the app's): file names, ids
+        and theme names quoted in it are data, so terminal control characters in it are shown escaped."""
+        super().notify(
+            escape_controls(message), title=escape_controls(title), severity=severity, timeout=timeout, markup=markup
+        )
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then the last guard: no control character any widget draws reaches the terminal."""
+        return [*super().get_line_filters(), NO_CONTROLS]
 
     def on_mount(self) -> None:
         for notice in self._notices:
@@ -117,8 +172,34 @@ class LlmtuiApp(App[int]):
     def get_css_variables(self) -> dict[str, str]:
         return {**DEFAULT_VARIABLES, **super().get_css_variables()}
 
+    def validate_theme(self, theme: str) -> str:
+        """A theme is applied only if Textual's stylesheet parses with it; else it is refused in a message."""
+        if not self.is_running or theme not in self.available_themes or theme == self.theme:
+            return theme
+        try:
+            stylesheet = self.stylesheet.copy()
+            stylesheet.set_variables(self._theme_variables(theme))
+            stylesheet.reparse()
+        except Exception as exc:  # Textual's parser: whatever it raises, this theme would end the app
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.notify(f"The theme {theme!r} cannot be used: {first}", severity="error", markup=False)
+            return self.theme
+        return theme
+
+    def _theme_variables(self, name: str) -> dict[str, str]:
+        """The CSS variables a theme gives, as get_css_variables would give them with it applied."""
+        theme = self.available_themes[name]
+        generated = theme.to_color_system().generate()
+        return {**DEFAULT_VARIABLES, **self.get_theme_variable_defaults(), **generated, **theme.variables}
+
     def watch_theme(self, theme: str) -> None:
         if hasattr(self, "settings") and self.is_running and theme != self.settings.theme:
+            # Textual applies the theme on its next turn (refresh_css); saved after that, so a theme that
+            # did not apply is never written to settings.toml.
+            self.call_next(self._theme_applied, theme)
+
+    def _theme_applied(self, theme: str) -> None:
+        if self.theme == theme and theme != self.settings.theme:
             self.save_setting("theme", theme)
 
     def save_setting(self, key: str, value: Any) -> None:

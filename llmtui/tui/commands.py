@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from textual.app import SystemCommand
 from textual.command import Hit, Hits, Provider
 
+from llmtui.core.text import escape_controls
+
 if TYPE_CHECKING:
     from llmtui.tui.workstation import Workstation
 
@@ -26,14 +28,15 @@ class ModelCommands(Provider):
         entries = await asyncio.to_thread(list_models, workstation.settings.model_dirs)
         matcher = self.matcher(query)
         for entry in entries:
-            title = f"Switch model: {entry.spec}"
+            # A spec is a directory name or a hub id from the disk: data, shown with its controls escaped.
+            title = f"Switch model: {escape_controls(entry.spec)}"
             score = matcher.match(title)
             if score > 0:
                 yield Hit(
                     score,
                     matcher.highlight(title),
                     partial(workstation.switch_model, entry.spec),
-                    help=entry.architecture,
+                    help=escape_controls(entry.architecture),
                 )
 
 

@@ -6,14 +6,17 @@ token chips are variables ($prob-1 very likely .. $prob-5 surprising), as are th
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import fields
+from functools import lru_cache
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
+from textual.css.stylesheet import Stylesheet, StylesheetError, StylesheetParseError
 from textual.theme import Theme
 
-from llmtui.store.files import config_dir
+from llmtui.store.files import StoreError, config_dir, read_regular
 
 # Variables every llmtui screen uses; a theme that lacks one (Textual's own themes) gets these.
 DEFAULT_VARIABLES = {
@@ -53,29 +56,101 @@ def user_themes_dir() -> Path:
     return config_dir() / "themes"
 
 
+# A theme file is a few hundred bytes; anything near this is not one.
+MAX_THEME_BYTES = 1 << 20
+_NAME = re.compile(r"[\w.-]+")
+# The properties a variable's value is tried in, to learn its kind from Textual's own default value.
+_KINDS = ("background", "color", "text-style")
+
+
 def read_theme(path: Path) -> Theme:
-    """One theme file; ValueError with the reason if it is malformed."""
+    """One theme file, checked as Textual will use it; ValueError with the reason if it would not work.
+
+    Textual checks nothing when a theme is registered: a wrong type (``dark = "yes"``), a non-number
+    ``luminosity_spread`` or a variable that does not parse fails only when the theme is applied, and
+    that crashed the app. So the theme is built here as Textual builds it (Theme -> ColorSystem ->
+    generate()) and every variable it sets is parsed in a stylesheet, in a property of its kind.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_regular(path, MAX_THEME_BYTES).decode("utf-8"))
+    except FileNotFoundError:
+        raise ValueError("cannot read it (it is gone)") from None
+    except (StoreError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read it ({exc})") from None
     known = {f.name for f in fields(Theme)}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
-    if not isinstance(data.get("name"), str) or not isinstance(data.get("primary"), str):
+    name = data.get("name")
+    if not isinstance(name, str) or not isinstance(data.get("primary"), str):
         raise ValueError("a theme needs a name and a primary colour")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"name = {name!r}: a theme's name is letters, digits, '.', '-' and '_'")
+    for key in ("dark", "ansi"):
+        if key in data and not isinstance(data[key], bool):
+            raise ValueError(f"{key} = {data[key]!r} must be true or false")
+    for key in ("luminosity_spread", "text_alpha"):
+        value = data.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"{key} = {value!r} must be a number from 0 to 1")
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ValueError("[variables] must be a table")
-    colours = [(k, data[k]) for k in _COLOUR_FIELDS if k in data]
-    colours += [(k, variables[k]) for k in DEFAULT_VARIABLES if k in variables]
-    for key, value in colours:
-        try:
-            Color.parse(value)
-        except (ColorParseError, TypeError):
-            raise ValueError(f"{key} = {value!r} is not a colour") from None
-    return Theme(**data)
+    for key, value in variables.items():
+        if not isinstance(value, str):
+            raise ValueError(f"variable {key} = {value!r} must be a string")
+    for key in _COLOUR_FIELDS:
+        if key in data:
+            try:
+                Color.parse(data[key])
+            except (ColorParseError, TypeError):
+                raise ValueError(f"{key} = {data[key]!r} is not a colour") from None
+    theme = Theme(**data)
+    try:
+        generated = theme.to_color_system().generate()
+    except Exception as exc:  # Textual's own computation: whatever it raises, the theme cannot be used
+        raise ValueError(f"Textual cannot build it ({exc})") from None
+    _check_variables(variables, {**DEFAULT_VARIABLES, **generated})
+    return theme
+
+
+@lru_cache(maxsize=512)
+def _kind(default: str) -> str | None:
+    """The first property Textual accepts a variable's default value in: what the variable is used as."""
+    return next((prop for prop in _KINDS if _parses({"v": default}, {"v": prop})), None)
+
+
+def _parses(variables: dict[str, str], properties: dict[str, str]) -> bool:
+    """Whether Textual's CSS parser accepts each variable in its property."""
+    css = "".join(f"#v{i} {{ {prop}: ${var}; }}\n" for i, (var, prop) in enumerate(properties.items()))
+    stylesheet = Stylesheet(variables=variables)
+    stylesheet.add_source(css, read_from=("theme", ""))
+    try:
+        stylesheet.parse()
+    except (StylesheetError, StylesheetParseError):
+        return False
+    return True
+
+
+def _check_variables(variables: dict[str, str], defaults: dict[str, str]) -> None:
+    """Every variable the theme sets that Textual or llmtui uses must parse as its default does.
+
+    A variable neither uses is referenced by no stylesheet, so any string is harmless there.
+    """
+    properties = {}
+    for key in variables:
+        if key in DEFAULT_VARIABLES:
+            properties[key] = "background"
+        elif key in defaults and (kind := _kind(defaults[key])) is not None:
+            properties[key] = kind
+    merged = {**defaults, **variables}
+    if _parses(merged, properties):
+        return
+    for key, prop in properties.items():  # which one: only when the theme is bad
+        if not _parses(merged, {key: prop}):
+            what = "a colour" if prop == "background" else f"a value for {prop}"
+            raise ValueError(f"variable {key} = {variables[key]!r} is not {what}")
+    raise ValueError("its variables do not parse together")
 
 
 def load_themes() -> tuple[list[Theme], list[str]]:

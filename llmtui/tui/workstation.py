@@ -28,6 +28,7 @@ from llmtui.core.choices import ModelOptions
 from llmtui.core.conversation import Conversation
 from llmtui.core.errors import LlmtuiError
 from llmtui.core.events import TokenEvent
+from llmtui.core.keymap import DEFAULT_KEYS, KEY_BINDINGS
 from llmtui.core.prompt import Prompt
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.text import escape_controls
@@ -61,25 +62,9 @@ PANE_FOCUS = {"tokens": "#chips", "probabilities": "#candidates", "inspector": "
 
 # Priority: the workstation's keys work wherever the focus is on this screen, the composer included
 # (its TextArea would otherwise take ctrl+y for redo and f6/f7 for selecting), and nowhere else: a dialog
-# pushed over the workstation keeps escape for itself. Every binding has an id for [keymap] in settings.toml.
-BINDINGS = [
-    Binding("ctrl+q", "app.quit", "Quit", id="quit", priority=True),  # here too, so the footer shows it first
-    Binding("escape", "stop", "Stop", id="stop", priority=True),
-    Binding("ctrl+r", "regenerate", "Regenerate", id="regenerate", priority=True),
-    Binding("ctrl+o", "continue_reply", "Continue", id="continue", priority=True),
-    Binding("ctrl+g", "external_editor", "$EDITOR", id="editor", priority=True),
-    Binding("ctrl+y", "copy_reply", "Copy reply", id="copy", priority=True),
-    Binding("f2", "focus_pane('conversation')", "Chat", id="focus.conversation", priority=True),
-    Binding("f3", "focus_pane('tokens')", "Tokens", id="focus.tokens", priority=True),
-    Binding("f4", "focus_pane('probabilities')", "Probs", id="focus.probabilities", priority=True),
-    Binding("f5", "focus_pane('inspector')", "Inspect", id="focus.inspector", priority=True),
-    Binding("f6", "toggle_pane('tokens')", "Hide tokens", show=False, id="toggle.tokens", priority=True),
-    Binding("f7", "toggle_pane('probabilities')", "Hide probs", show=False, id="toggle.probabilities", priority=True),
-    Binding("f8", "toggle_pane('inspector')", "Hide inspector", show=False, id="toggle.inspector", priority=True),
-    Binding("f9", "settings", "Settings", id="settings", priority=True),
-    Binding("f10", "history", "History", id="history", priority=True),
-    Binding("ctrl+t", "restart_engine", "Restart engine", show=False, id="restart", priority=True),
-]
+# pushed over the workstation keeps escape for itself. Every binding has an id for [keymap] in settings.toml;
+# the list is core.keymap's (quit is there too, so that the footer shows it first).
+BINDINGS = [Binding(b.key, b.action, b.description, show=b.show, id=b.id, priority=True) for b in KEY_BINDINGS]
 
 
 class Workstation(Screen[None]):
@@ -180,8 +165,7 @@ class Workstation(Screen[None]):
 
     def key_of(self, binding_id: str) -> str:
         """The key a binding has now (the user's [keymap], else the default), for messages that name it."""
-        default = next(b.key for b in BINDINGS if b.id == binding_id)
-        return self.settings.keymap.get(binding_id, default).split(",")[0]
+        return self.settings.keymap.get(binding_id, DEFAULT_KEYS[binding_id]).split(",")[0]
 
     def _activate_pane(self, pane: str) -> None:
         for name in PANES:

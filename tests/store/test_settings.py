@@ -94,3 +94,38 @@ def test_config_flag_points_elsewhere(tmp_path):
     custom = tmp_path / "elsewhere.toml"
     save_settings(Settings().with_value("theme", "llmtui-light"), custom)
     assert load_settings(custom)[0].theme == "llmtui-light"
+
+
+def test_bad_keymap_entries_are_reported_with_file_key_and_line_and_keep_their_defaults(private_dirs):
+    path = settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        '[keymap]\nstop = "nonsense+key+zz"\nquit = "\\u001b]0;pwned\\u0007"\nregenerate = "Ctrl+X, F12"\n'
+        'no_such_binding = "f1"\nfocus.tokens = "/"\n"toggle.inspector" = "shift+ctrl+up"\ncopy = 5\n'
+    )
+    settings, problems = load_settings()
+    # The good entries are used, in the form Textual's key events name keys; the bad ones keep the default.
+    assert settings.keymap == {"regenerate": "ctrl+x,f12", "focus.tokens": "slash", "toggle.inspector": "ctrl+shift+up"}
+    by_key = {p.key: p for p in problems}
+    assert set(by_key) == {"keymap.stop", "keymap.quit", "keymap.no_such_binding", "keymap.copy"}
+    assert [by_key[k].line for k in ("keymap.stop", "keymap.quit", "keymap.no_such_binding", "keymap.copy")] == [
+        2,
+        3,
+        5,
+        8,
+    ]
+    for problem in problems:
+        line = str(problem)
+        assert str(path) in line and "using the default" in line and "\n" not in line and "\x1b" not in line
+    assert "'nonsense' is not a modifier" in str(by_key["keymap.stop"])
+    assert "not a binding" in str(by_key["keymap.no_such_binding"])
+    # A dotted binding id is changed where the file has it, not added again.
+    save_settings(settings.with_value("keymap.focus.tokens", "f12"))
+    assert 'focus.tokens = "f12"' in path.read_text() and load_settings()[0].keymap["focus.tokens"] == "f12"
+
+
+def test_config_set_refuses_a_key_that_is_not_one():
+    with pytest.raises(InvalidValue, match="not a key"):
+        Settings().with_value("keymap.stop", "escape, \x1b[A")
+    with pytest.raises(InvalidValue, match="not a binding"):
+        Settings().with_value("keymap.sotp", "ctrl+x")

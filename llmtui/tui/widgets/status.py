@@ -8,6 +8,8 @@ import socket
 from rich.text import Text
 from textual.widgets import Static
 
+from llmtui.core.text import escape_controls
+
 STATE_STYLES = {
     "loading": "yellow",
     "ready": "green",
@@ -50,11 +52,13 @@ class StatusBar(Static):
         self.redraw()
 
     def redraw(self) -> None:
+        """Draw the line. The model's name and the detail (an error may quote a path) come from files and
+        other processes: their control characters are shown escaped."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {self.where} ", style="reverse")
-        text.append(f" {self.model}")
+        text.append(f" {escape_controls(self.where)} ", style="reverse")
+        text.append(f" {escape_controls(self.model)}")
         if self.device:
-            text.append(f" · {self.device} {self.dtype}", style="dim")
+            text.append(f" · {escape_controls(self.device)} {self.dtype}", style="dim")
         if self.context_max:
             text.append(f" · ctx {self.context_used}/{self.context_max}")
         if self.tokens_per_second:
@@ -62,5 +66,5 @@ class StatusBar(Static):
         text.append("  ")
         text.append(f" {self.state} ", style=STATE_STYLES.get(self.state, "") + " reverse")
         if self.detail:
-            text.append(f" {self.detail}", style="dim")
+            text.append(f" {escape_controls(self.detail)}", style="dim")
         self.update(text, layout=False)  # one fixed line: no need to lay the screen out again
