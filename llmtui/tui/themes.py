@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -107,7 +107,9 @@ def read_theme(path: Path) -> Theme:
                 raise ValueError(f"{key} = {data[key]!r} is not a colour") from None
     theme = Theme(**data)
     try:
-        generated = theme.to_color_system().generate()
+        theme.to_color_system().generate()
+        # What Textual would give each variable without this theme's own: the kind each must keep.
+        generated = replace(theme, variables={}).to_color_system().generate()
     except Exception as exc:  # Textual's own computation: whatever it raises, the theme cannot be used
         raise ValueError(f"Textual cannot build it ({exc})") from None
     _check_variables(variables, {**DEFAULT_VARIABLES, **generated})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmtui.store.settings import settings_path
 from llmtui.tui.themes import DEFAULT_VARIABLES, bundled_themes_dir, load_themes, read_theme, user_themes_dir
 from tests.tui.conftest import wait_ready
 
@@ -23,6 +24,14 @@ def test_bundled_themes_load_and_define_every_llmtui_colour():
         ("name = 'x'\nprimary = 'not-a-colour'\n", "not a colour"),
         ("name = 'x'\nprimary = '#fff'\n[variables]\nprob-1 = 'nope'\n", "prob-1"),
         ("name = 'x'\nprimary = '#fff'\nsparkles = true\n", "unknown keys"),
+        # Each of these passed the old checks and crashed the app when chosen.
+        ("name = 'x'\nprimary = '#fff'\ndark = 'yes'\n", "dark"),
+        ("name = 'x'\nprimary = '#fff'\nluminosity_spread = 'wide'\n", "luminosity_spread"),
+        ("name = 'x'\nprimary = '#fff'\ntext_alpha = nan\n", "text_alpha"),
+        ("name = 'x'\nprimary = '#fff'\n[variables]\nblock-cursor-background = 'nope'\n", "block-cursor-background"),
+        ("name = 'x'\nprimary = '#fff'\n[variables]\nblock-cursor-text-style = 'purple'\n", "text-style"),
+        ("name = 'x'\nprimary = '#fff'\n[variables]\nprob-1 = 3\n", "prob-1"),
+        ("name = 'x\\u001b]0;pwned\\u0007'\nprimary = '#fff'\n", "name"),
     ],
 )
 def test_malformed_theme_files_are_reported_and_skipped(private_dirs, text, why):
@@ -39,7 +48,10 @@ def test_malformed_theme_files_are_reported_and_skipped(private_dirs, text, why)
 async def test_a_users_theme_is_offered_and_the_choice_persists(make_app, private_dirs):
     directory = user_themes_dir()
     directory.mkdir(parents=True)
-    (directory / "ocean.toml").write_text("name = 'ocean'\nprimary = '#0077be'\n[variables]\nprob-1 = '#004466'\n")
+    (directory / "ocean.toml").write_text(
+        "name = 'ocean'\nprimary = '#0077be'\ndark = false\nluminosity_spread = 0.2\n[variables]\n"
+        "prob-1 = '#004466'\nblock-cursor-text-style = 'bold'\ntext = 'auto 90%'\nunused-by-anyone = 'anything'\n"
+    )
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot)
@@ -51,3 +63,38 @@ async def test_a_users_theme_is_offered_and_the_choice_persists(make_app, privat
     from llmtui.store.settings import load_settings
 
     assert load_settings()[0].theme == "ocean"
+
+
+async def test_a_theme_that_cannot_apply_is_refused_from_the_palette_and_never_saved(make_app, private_dirs):
+    from textual.theme import Theme
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        # Registered past read_theme's checks: the guard at applying time is what this test exercises.
+        app.register_theme(Theme(name="broken", primary="#ffffff", variables={"block-cursor-background": "nope"}))
+        app.search_themes()
+        await pilot.pause(0.3)
+        await pilot.press(*"broken")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.is_running and app.theme == "llmtui-dark"
+        assert any("broken" in n.message and "cannot be used" in n.message for n in app._notifications)
+    assert not settings_path().exists()  # nothing was saved
+
+
+async def test_a_saved_theme_whose_file_went_bad_falls_back_with_a_message(make_app, private_dirs):
+    directory = user_themes_dir()
+    directory.mkdir(parents=True)
+    (directory / "ocean.toml").write_text("name = 'ocean'\nprimary = '#0077be'\ndark = 'yes'\n")
+    settings_path().write_text('theme = "ocean"\n')
+    before = settings_path().read_bytes()
+    app = make_app(theme="ocean")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.theme == "llmtui-dark"
+        shown = [n.message for n in app._notifications]
+        assert any("ocean.toml skipped" in m and "dark" in m for m in shown), shown
+        assert any("'ocean' is not available" in m for m in shown), shown
+    assert settings_path().read_bytes() == before
