@@ -12,6 +12,7 @@ from rich.segment import Segment
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.color import Color
+from textual.css.stylesheet import StylesheetParseError
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -181,8 +182,11 @@ class LlmtuiApp(App[int]):
             stylesheet.set_variables(self._theme_variables(theme))
             stylesheet.reparse()
         except Exception as exc:  # Textual's parser: whatever it raises, this theme would end the app
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.notify(f"The theme {theme!r} cannot be used: {first}", severity="error", markup=False)
+            # A StylesheetParseError's text is an object's repr; its errors are rich renderables.
+            why = "Textual's stylesheet does not parse with its variables"
+            if not isinstance(exc, StylesheetParseError) and str(exc).strip():
+                why = str(exc).strip().splitlines()[0]
+            self.notify(f"The theme {theme!r} cannot be used: {why}.", severity="error", markup=False)
             return self.theme
         return theme
 
