@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
-from textual.css.stylesheet import Stylesheet, StylesheetError, StylesheetParseError
+from textual.css.stylesheet import Stylesheet
 from textual.theme import Theme
 
 from llmtui.store.files import StoreError, config_dir, read_regular
@@ -123,35 +123,34 @@ def _kind(default: str) -> str | None:
 
 
 def _parses(variables: dict[str, str], properties: dict[str, str]) -> bool:
-    """Whether Textual's CSS parser accepts each variable in its property."""
+    """Whether Textual's CSS parser takes these variables (it tokenizes every one, used or not) and
+    accepts each of ``properties``' variables in its property."""
     css = "".join(f"#v{i} {{ {prop}: ${var}; }}\n" for i, (var, prop) in enumerate(properties.items()))
     stylesheet = Stylesheet(variables=variables)
-    stylesheet.add_source(css, read_from=("theme", ""))
+    stylesheet.add_source(css + "#theme-check { color: red; }\n", read_from=("theme", ""))
     try:
         stylesheet.parse()
-    except (StylesheetError, StylesheetParseError):
+    except Exception:  # Textual's parser: whatever it raises (TokenError, StylesheetParseError...) is a no
         return False
     return True
 
 
 def _check_variables(variables: dict[str, str], defaults: dict[str, str]) -> None:
-    """Every variable the theme sets that Textual or llmtui uses must parse as its default does.
-
-    A variable neither uses is referenced by no stylesheet, so any string is harmless there.
-    """
+    """Every variable must be CSS Textual can tokenize, and each that Textual or llmtui uses must parse
+    where its default does (a colour, a text style)."""
     properties = {}
     for key in variables:
         if key in DEFAULT_VARIABLES:
             properties[key] = "background"
         elif key in defaults and (kind := _kind(defaults[key])) is not None:
             properties[key] = kind
-    merged = {**defaults, **variables}
-    if _parses(merged, properties):
+    if _parses({**defaults, **variables}, properties):
         return
-    for key, prop in properties.items():  # which one: only when the theme is bad
-        if not _parses(merged, {key: prop}):
-            what = "a colour" if prop == "background" else f"a value for {prop}"
-            raise ValueError(f"variable {key} = {variables[key]!r} is not {what}")
+    for key, value in variables.items():  # which one: only when the theme is bad
+        prop = properties.get(key)
+        if not _parses({**defaults, key: value}, {key: prop} if prop else {}):
+            what = {"background": "a colour", None: "a CSS value Textual can read"}.get(prop, f"a {prop} value")
+            raise ValueError(f"variable {key} = {value!r} is not {what}")
     raise ValueError("its variables do not parse together")
 
 

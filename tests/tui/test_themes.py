@@ -31,6 +31,7 @@ def test_bundled_themes_load_and_define_every_llmtui_colour():
         ("name = 'x'\nprimary = '#fff'\n[variables]\nblock-cursor-background = 'nope'\n", "block-cursor-background"),
         ("name = 'x'\nprimary = '#fff'\n[variables]\nblock-cursor-text-style = 'purple'\n", "text-style"),
         ("name = 'x'\nprimary = '#fff'\n[variables]\nprob-1 = 3\n", "prob-1"),
+        ("name = 'x'\nprimary = '#fff'\n[variables]\nunused = \"'oops\"\n", "unused"),  # still tokenized
         ("name = 'x\\u001b]0;pwned\\u0007'\nprimary = '#fff'\n", "name"),
     ],
 )
