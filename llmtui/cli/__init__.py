@@ -69,10 +69,28 @@ def with_verb(argv: Sequence[str], verbs: Sequence[str]) -> list[str]:
     return argv
 
 
+def _a_model(word: str, verbs: Sequence[str]) -> bool:
+    """Whether the first word, not a verb, names a model llmtui can find (so a mistyped verb is an error,
+    not a workstation on a model that does not exist); says why not."""
+    from llmtui.core.errors import ModelNotFound
+    from llmtui.engine.specs import resolve
+
+    try:
+        resolve(word)
+    except ModelNotFound as exc:
+        say("error", f"{word!r} is not a command ({', '.join(verbs)}), and {exc}")
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `llmtui` console script."""
     parser = build_parser()
-    args = parser.parse_args(with_verb(sys.argv[1:] if argv is None else argv, parser.verbs))
+    given = list(sys.argv[1:] if argv is None else argv)
+    words = with_verb(given, parser.verbs)
+    if words != given and not _a_model(words[words.index("chat") + 1], parser.verbs):
+        return EXIT_USAGE
+    args = parser.parse_args(words)
     try:
         return int(args.func(args) or 0)
     except LlmtuiError as exc:

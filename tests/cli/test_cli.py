@@ -100,7 +100,8 @@ def test_run_streams_text_and_json(tiny_model_dir):
         (["tokenize", "-"], b"\xff\xfe bad", ["UTF-8"]),
         (["tokenize", ""], None, ["empty"]),
         (["show", "/definitely/not/here"], None, ["does not exist"]),
-        (["bogus-verb"], None, ["invalid choice"]),
+        (["bogus-verb"], None, ["is not a command", "chat", "Hugging Face cache"]),
+        (["--config", "x.toml", "./no-such-model"], None, ["is not a command", "does not exist"]),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(args, stdin, words):
