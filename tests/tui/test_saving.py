@@ -67,3 +67,32 @@ async def test_opening_a_conversation_and_quitting_writes_nothing(make_app):
     assert path.read_bytes() == before
     assert path.stat().st_mtime_ns == OLD_MTIME
     assert sorted(p.name for p in app.store.root.glob("*.json")) == [path.name]
+
+
+async def test_a_broken_store_never_ends_the_app_and_the_turns_wait_in_memory(make_app):
+    import shutil
+
+    app = make_app()
+    directory = app.store.root
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(directory)
+        directory.write_text("not a directory")  # every store call fails now
+        await pilot.press(*"Hello", "enter")
+        await wait_for(pilot, lambda: not app.workstation.replies.busy and len(app.conversation.turns) == 2)
+        await pilot.press("f10")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), timeout=10)
+        status = app.screen.query_one("#history-status")
+        await wait_for(pilot, lambda: "Cannot list" in str(status.render()), timeout=10)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, Workstation), timeout=10)
+        assert app.is_running and len(app.conversation.turns) == 2
+        # The store works again: the next save writes every turn it missed.
+        directory.unlink()
+        directory.mkdir()
+        await pilot.press(*"Again", "enter")
+        await wait_for(pilot, lambda: not app.workstation.replies.busy and len(app.conversation.turns) == 4)
+        await pilot.pause(0.3)
+    saved = ConversationStore(directory).load(app.conversation.id)
+    assert [t.content for t in saved.turns if t.role == "user"] == ["Hello", "Again"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 from rich.text import Text
 from textual import work
@@ -70,13 +72,30 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         else:
             self.notify("No conversation matches.", severity="warning")
 
-    @work(thread=True, exclusive=True)
+    @work(thread=True, exclusive=True, exit_on_error=False)
     def refresh_list(self) -> None:
         query = self.query_text
         started = time.perf_counter()
-        summaries, problems = self.store.list(query)
+        try:
+            summaries, problems = self.store.list(query)
+        except StoreError as exc:  # a broken store is said in the dialog; it never ends the app
+            self.app.call_from_thread(self.query_one("#history-status", Label).update, Text(f"Cannot list: {exc}"))
+            return
         took = time.perf_counter() - started
         self.app.call_from_thread(self._show, query, summaries, problems, took)
+
+    def _change(self, change: Callable[[], object], done: str = "") -> bool:
+        """One change to the store (delete, restore, rename, duplicate), then the list again; a store that
+        fails is one notification, and the dialog stays."""
+        try:
+            change()
+        except StoreError as exc:
+            self.notify(str(exc), title="The history could not be changed", severity="error", markup=False)
+            return False
+        if done:
+            self.notify(done)
+        self.refresh_list()
+        return True
 
     def _show(self, query: str, summaries: list[Summary], problems: list[str], took: float) -> None:
         if query != self.query_text:
@@ -97,7 +116,7 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         if len(summaries) > SHOWN:
             status += f" · showing the newest {SHOWN}; search to narrow"
         if problems:
-            status += f" · {len(problems)} files could not be read (left in place): {problems[0]}"
+            status += f" · {len(problems)} files could not be read (left in place): {escape_controls(problems[0])}"
         self.query_one("#history-status", Label).update(Text(status))
         if self.open_when_listed:
             self._open_top()
@@ -119,16 +138,12 @@ class HistoryScreen(ModalScreen[Conversation | None]):
 
     def action_delete(self) -> None:
         selected = self._selected()
-        if selected:
-            self.store.delete(selected)
+        if selected and self._change(partial(self.store.delete, selected), "Deleted. ctrl+z brings it back."):
             self.deleted.append(selected)
-            self.notify("Deleted. ctrl+z brings it back.")
-            self.refresh_list()
 
     def action_undo(self) -> None:
-        if self.deleted:
-            self.store.restore(self.deleted.pop())
-            self.refresh_list()
+        if self.deleted and self._change(partial(self.store.restore, self.deleted[-1])):
+            self.deleted.pop()
 
     def action_rename(self) -> None:
         selected = self._selected()
@@ -138,16 +153,14 @@ class HistoryScreen(ModalScreen[Conversation | None]):
 
         def done(text: str | None) -> None:
             if text and text.strip():
-                self.store.rename(selected, text.strip().splitlines()[0])
-                self.refresh_list()
+                self._change(partial(self.store.rename, selected, text.strip().splitlines()[0]))
 
         self.app.push_screen(EditScreen("Rename conversation", title), done)
 
     def action_duplicate(self) -> None:
         selected = self._selected()
         if selected:
-            self.store.duplicate(selected)
-            self.refresh_list()
+            self._change(partial(self.store.duplicate, selected))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
