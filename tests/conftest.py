@@ -10,6 +10,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 import builders
 
 
+def pytest_configure(config) -> None:
+    """Under xdist, each worker's torch (and the llmtui processes it starts) gets its share of the cores:
+    workers times threads beyond the core count only makes every worker slower."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = str(max(1, (os.cpu_count() or 1) // int(workers)))
+        os.environ["OMP_NUM_THREADS"] = threads
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path, monkeypatch):
     """Each test gets its own settings and conversation dirs; the model conversion cache is shared."""

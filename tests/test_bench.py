@@ -14,6 +14,7 @@ import pytest
 from bench.common import Figure, Target, below, note, ratio_at_least
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.xdist_group("bench")  # one worker runs the quick bench, once, for all of these
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,15 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def check_choices(forward: str, quantize: str) -> None:
+    """InvalidValue for a forward or quantize name llmtui does not know, or a pair that cannot run together
+    (checked before a load starts)."""
+    check_choice("forward", forward, FORWARDS)
+    check_choice("quantize", quantize, QUANTIZE)
+    if forward == "transformers" and quantize != "none":
+        raise InvalidValue("int8 weights need the plain forward pass, not transformers'")
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """Which model to load and how: the one object that settings plus command-line flags become."""
@@ -96,6 +105,7 @@ class ModelOptions:
         """Return self, or raise InvalidValue for the first choice out of its list (before any load)."""
         for choice in MODEL_CHOICES.values():
             choice.check(getattr(self, choice.name))
+        check_choices(self.forward, self.quantize)
         return self
 
     @classmethod

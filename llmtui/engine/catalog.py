@@ -29,9 +29,9 @@ _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length
 
 def describe(spec: str, *, trust_remote_code: bool = False) -> ModelInfo:
     """What `llmtui show` prints, read from config, tokenizer and weight headers (no weights loaded)."""
+    source = resolve(spec)  # before importing transformers: a missing model is said at once
     from transformers import AutoConfig
 
-    source = resolve(spec)
     quiet_libraries()
     path = checkpoint_dir(source)
     try:

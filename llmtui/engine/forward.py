@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from llmtui.core.choices import FORWARDS, QUANTIZE, check_choice
+from llmtui.core.choices import check_choices
 from llmtui.core.errors import InvalidValue
 
 # Architectures whose decoder layer is exactly: RMSNorm, attention with RoPE (optionally q/k/v biases),
@@ -80,14 +80,6 @@ def choose_forward(model: Any, kind: str = "auto", quantize: str = "none") -> Fo
             f"which cannot run this model: {reason}"
         )
     return TransformersForward(model, reason)
-
-
-def check_choices(kind: str, quantize: str) -> None:
-    """InvalidValue for a forward or quantize name llmtui does not know (checked before a load starts)."""
-    check_choice("forward", kind, FORWARDS)
-    check_choice("quantize", quantize, QUANTIZE)
-    if kind == "transformers" and quantize != "none":
-        raise InvalidValue("int8 weights need the plain forward pass, not transformers'")
 
 
 def unsupported(config: Any) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmtui.core.choices import DTYPES, MODEL_CHOICES
+from llmtui.core.choices import DTYPES, MODEL_CHOICES, check_choices
 from llmtui.core.errors import LlmtuiError, ModelLoadError, OutOfMemory, UnsupportedModel, first_line
 from llmtui.core.info import ModelInfo
 from llmtui.engine import quiet_libraries
@@ -87,14 +87,14 @@ def load(
     ``forward`` and ``quantize`` choose the decode loop's forward pass (llmtui.engine.forward); "auto"
     re-lays the weights for the plain one where it runs, so `model.generate` then reads re-laid weights.
     """
+    check_choices(forward, quantize)  # before paying for the load, and for importing torch
+    progress(0.0, "resolving model")
+    source = resolve(spec)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from llmtui.engine.forward import check_choices, choose_forward
+    from llmtui.engine.forward import choose_forward
 
-    check_choices(forward, quantize)  # before paying for the load
-    progress(0.0, "resolving model")
-    source = resolve(spec)
     quiet_libraries()
     path = checkpoint_dir(source, progress)
     progress(0.5, "reading config")

@@ -44,5 +44,5 @@ async def test_theme_and_conversation_file_names_reach_the_screen_escaped(make_a
         await wait_for(pilot, lambda: "could not be read" in str(status.render()))
         await pilot.pause(0.1)
         screen = terminal_output(app)
-        assert "]0;pwned.json" in screen  # the bad file's name is on the status line ...
+        assert "bad\\x1b]0;pwned\\x07.json" in screen  # the bad file's name is on the status line ...
         assert_nothing_raw(screen)  # ... without the characters that would make them a sequence

@@ -116,7 +116,8 @@ class HistoryScreen(ModalScreen[Conversation | None]):
         if len(summaries) > SHOWN:
             status += f" · showing the newest {SHOWN}; search to narrow"
         if problems:
-            status += f" · {len(problems)} files could not be read (left in place): {escape_controls(problems[0])}"
+            files = "1 file" if len(problems) == 1 else f"{len(problems)} files"
+            status += f" · {files} could not be read (left in place): {escape_controls(problems[0])}"
         self.query_one("#history-status", Label).update(Text(status))
         if self.open_when_listed:
             self._open_top()
