@@ -14,13 +14,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static, Tab, Tabs, TextArea
+from textual.widgets import Footer, ProgressBar, Tab, Tabs, TextArea
 from textual.worker import get_current_worker
 
 from llmtui.backends.base import Backend
@@ -31,7 +30,6 @@ from llmtui.core.events import TokenEvent
 from llmtui.core.keymap import DEFAULT_KEYS, KEY_BINDINGS
 from llmtui.core.prompt import Prompt
 from llmtui.core.sampling import SamplingParams
-from llmtui.core.text import escape_controls
 from llmtui.core.tokens import TokenizerView
 from llmtui.store.conversations import StoreError
 from llmtui.store.settings import save_settings
@@ -522,8 +520,7 @@ class Workstation(Screen[None]):
 
     def note(self, text: str) -> None:
         """A notice in the conversation pane (not part of the conversation)."""
-        self.conversation_view.mount(Static(Text(escape_controls(text)), classes="note"))
-        self.conversation_view.scroll_end(animate=False)
+        self.conversation_view.note(text)
 
     # -- the conversation -------------------------------------------------------------------------------
 

@@ -1,8 +1,15 @@
-"""The conversation pane: the system prompt, each turn with its versions, and the composer."""
+"""The conversation pane: the system prompt, each turn with its versions, and the composer.
+
+Only the messages in or near the viewport are mounted (see ConversationView), so a conversation of ten
+thousand messages opens as fast as one of ten.
+"""
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
 
 from rich.text import Text
 from textual import events
@@ -11,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Markdown, Static, TextArea
 
 from llmtui.core.conversation import Conversation, Turn
@@ -113,6 +121,10 @@ class MessageView(Vertical, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         self.focus()
 
+    def on_resize(self, event: events.Resize) -> None:
+        if isinstance(self.parent, ConversationView):
+            self.parent.item_resized()
+
 
 class SystemPromptView(Static, can_focus=True):
     """The system prompt, always visible; Enter or e edits it."""
@@ -134,30 +146,307 @@ class SystemPromptView(Static, can_focus=True):
         self.post_message(self.Edit())
 
 
+class _Spacer(Widget):
+    """Stands in for messages that are not mounted: as tall as they are (or are estimated to be)."""
+
+    DEFAULT_CSS = "_Spacer { height: 0; margin: 0; }"
+
+
+@dataclass(frozen=True, slots=True)
+class _Note:
+    """A notice in the pane (not part of the conversation), shown after turn ``after`` - 1."""
+
+    after: int
+    text: str
+
+
+# How far beyond the viewport, in lines, messages are mounted: the next message is there for tab to reach.
+MARGIN_LINES = 8
+KEEP_LINES = 40  # and how far mounted ones may drift before they are dropped
+
+
 class ConversationView(VerticalScroll):
-    """All turns of the active path."""
+    """All turns of the active path, of which only those in or near the viewport are mounted.
+
+    A Textual Markdown widget costs tens of milliseconds and megabytes, so a conversation of thousands of
+    messages cannot have one each. The pane keeps a list of items (turns and notes) with a height for
+    each (estimated until measured), mounts the items that cover the viewport plus a margin, and stands
+    spacers of the right height in for the runs of items between them. Scrolling moves the window. The
+    view ``message`` last handed out and the focused one stay mounted wherever the window goes: the live
+    reply's Markdown is being streamed into, and focus must not jump.
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._turns: list[Turn] = []
+        self._notes: list[_Note] = []
+        self._items: list[int | _Note] = []  # turn indices and notes, in order
+        self._heights: list[int] = []  # lines each item takes, its margin included
+        self._measured: list[bool] = []
+        self._views: dict[int, Widget] = {}  # item position -> mounted widget
+        self._spacers: list[_Spacer] = []
+        self._pinned: int | None = None  # a turn index that stays mounted
+        self._follow = True  # keep the end in view while heights settle and turns arrive
+        self._adjusting = False  # the pane is moving its own scroll position
+        self._update_pending = False
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         yield SystemPromptView(id="system")
 
+    # -- the public face --------------------------------------------------------------------------------
+
     async def show(self, conversation: Conversation) -> None:
         """Rebuild from a conversation (after a load, a version switch, an edit)."""
         self.query_one(SystemPromptView).show(conversation.system)
-        await self.query(MessageView).remove()
-        await self.mount_all([MessageView(i, t) for i, t in enumerate(conversation.turns)])
-        self.scroll_end(animate=False)
+        self._turns = conversation.turns
+        self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
+        old = list(self._views.values()) + self._spacers
+        self._views, self._spacers, self._pinned = {}, [], None
+        await self.remove_children(old)
+        self._rebuild_items()
+        await self._show_end()
 
     async def extend(self, conversation: Conversation) -> None:
         """Add the turns not shown yet (a message sent, a reply begun) without rebuilding the others."""
-        shown = len(self.query(MessageView))
-        await self.mount_all([MessageView(i, t) for i, t in enumerate(conversation.turns) if i >= shown])
-        self.scroll_end(animate=False)
+        self._turns = conversation.turns
+        self._rebuild_items()
+        await self._show_end()
 
     def message(self, index: int) -> MessageView | None:
-        for view in self.query(MessageView):
-            if view.index == index:
-                return view
-        return None
+        """The view of turn ``index``, mounted (if it was not) and kept mounted until another is asked for."""
+        if not 0 <= index < len(self._turns):
+            return None
+        self._pinned = index
+        position = self._items.index(index, index)
+        if position not in self._views:
+            self._reconcile(self._wanted())
+        view = self._views.get(position)
+        return view if isinstance(view, MessageView) else None
+
+    def note(self, text: str) -> None:
+        """A notice after the last turn (not part of the conversation)."""
+        self._notes.append(_Note(len(self._turns), text))
+        self._rebuild_items()
+        self._follow = True
+        self._reconcile(self._wanted())
+        self.call_after_refresh(self._settle)
+
+    @property
+    def mounted(self) -> int:
+        """How many items (messages and notes) are mounted now."""
+        return len(self._views)
+
+    # -- items and their heights ------------------------------------------------------------------------
+
+    def _rebuild_items(self) -> None:
+        """The item list after turns or notes were added; heights already known are kept."""
+        old_items, old_heights, old_measured = self._items, self._heights, self._measured
+        known = {item: (h, m) for item, h, m in zip(old_items, old_heights, old_measured, strict=True) if m}
+        views = {old_items[p]: w for p, w in self._views.items() if p < len(old_items)}
+        notes = iter(self._notes)
+        note = next(notes, None)
+        items: list[int | _Note] = []
+        for i in range(len(self._turns) + 1):
+            while note is not None and note.after <= i:
+                items.append(note)
+                note = next(notes, None)
+            if i < len(self._turns):
+                items.append(i)
+        width = self._content_width()
+        self._items = items
+        self._heights = []
+        self._measured = []
+        for item in items:
+            height, measured = known.get(item, (0, False)) if width == self._width else (0, False)
+            self._heights.append(height if measured else self._estimate(item, width))
+            self._measured.append(measured)
+        self._width = width
+        self._views = {p: views[item] for p, item in enumerate(items) if item in views}
+
+    def _content_width(self) -> int:
+        return max(10, self.scrollable_content_region.width or self.size.width or 80)
+
+    def _estimate(self, item: int | _Note, width: int) -> int:
+        """Lines an item will take at ``width``, before it has been laid out: its text wrapped, plus the
+        header, footer and margin."""
+        if isinstance(item, _Note):
+            return _wrapped(item.text, width - 4) + 3
+        turn = self._turns[item]
+        footer = 1 if turn.version.stats is not None or turn.version.error else 0
+        return 1 + _wrapped(turn.content, width - 3) + footer + 1
+
+    def _measure(self) -> None:
+        """Take the laid-out height of every mounted item."""
+        for position, widget in self._views.items():
+            height = widget.outer_size.height
+            if height and widget.is_mounted:
+                self._heights[position] = height + 1  # the margin below it
+                self._measured[position] = True
+
+    def _top(self) -> int:
+        """Where the first item starts: below the system prompt and its margin."""
+        return self.query_one(SystemPromptView).outer_size.height + 1
+
+    # -- the window -------------------------------------------------------------------------------------
+
+    def _wanted(self) -> set[int]:
+        """The item positions to mount: those covering the viewport and a margin, the pinned turn, and
+        the focused message."""
+        if not self._items:
+            return set()
+        starts = list(accumulate(self._heights, initial=self._top()))
+        height = self.scrollable_content_region.height or self.size.height or 24
+        total = starts[-1]
+        top = max(0, total - height) if self._follow else int(self.scroll_y)
+        lo = max(0, bisect_right(starts, top - MARGIN_LINES) - 2)
+        hi = min(len(self._items), bisect_right(starts, top + height + MARGIN_LINES) + 1)
+        # Mounted items stay until they are further away than that, so that scrolling back and forth
+        # over a message's edge does not build and drop it each time.
+        keep_lo = bisect_right(starts, top - KEEP_LINES) - 2
+        keep_hi = bisect_right(starts, top + height + KEEP_LINES) + 1
+        # The last turn too: a reply is written (or continued) there, into its Markdown.
+        wanted = {*range(lo, hi), *(p for p in self._views if keep_lo <= p < keep_hi)}
+        if self._turns:
+            wanted.add(self._items.index(len(self._turns) - 1, len(self._turns) - 1))
+        if self._pinned is not None and self._pinned < len(self._turns):
+            wanted.add(self._items.index(self._pinned, self._pinned))
+        focused = self.app.focused
+        for position, widget in self._views.items():
+            if widget is focused:
+                wanted.add(position)
+        return wanted
+
+    def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
+        """Mount exactly the items in ``wanted``, with a spacer for each run of the others between them;
+        the mounts, to await where the caller needs the new views composed."""
+        gone = [w for p, w in self._views.items() if p not in wanted]
+        for position in [p for p in self._views if p not in wanted]:
+            del self._views[position]
+        if gone or self._spacers:
+            self.remove_children([*gone, *self._spacers])
+        self._spacers = []
+        previous: Widget = self.query_one(SystemPromptView)
+        run: list[Widget] = []
+        mounts: list[AwaitMount] = []
+        gap = 0
+
+        def flush() -> None:
+            nonlocal previous, run
+            if run:
+                mounts.append(self.mount_all(run, after=previous))
+                previous = run[-1]
+                run = []
+
+        for position in range(len(self._items)):
+            if position not in wanted:
+                gap += self._heights[position]
+                continue
+            if gap:
+                spacer = _Spacer()
+                spacer.styles.height = gap
+                self._spacers.append(spacer)
+                run.append(spacer)
+                gap = 0
+            widget = self._views.get(position)
+            if widget is None:
+                widget = self._build(self._items[position])
+                self._views[position] = widget
+                run.append(widget)
+            else:
+                flush()
+                previous = widget
+        if gap:
+            spacer = _Spacer()
+            spacer.styles.height = gap
+            self._spacers.append(spacer)
+            run.append(spacer)
+        flush()
+        return mounts
+
+    def _build(self, item: int | _Note) -> Widget:
+        if isinstance(item, _Note):
+            return Static(Text(escape_controls(item.text)), classes="note")
+        return MessageView(item, self._turns[item])
+
+    async def _show_end(self) -> None:
+        """Mount the last screenful and keep the end in view."""
+        self._follow = True
+        for mount in self._reconcile(self._wanted()):
+            await mount  # composed, so that message() finds the live reply's Markdown
+        self.scroll_end(animate=False, immediate=True)
+        self.call_after_refresh(self._settle)
+
+    def _settle(self) -> None:
+        """After a layout: take the real heights, keep the end in view if following it, and move the
+        window if the viewport is no longer covered."""
+        if not self.is_attached:
+            return
+        self._measure()
+        if self._follow:
+            self._adjusting = True
+            try:
+                self.scroll_end(animate=False, immediate=True)
+            finally:
+                self._adjusting = False
+        self._schedule_update()
+
+    def _schedule_update(self) -> None:
+        if not self._update_pending:
+            self._update_pending = True
+            self.call_later(self._update_window)
+
+    def _update_window(self) -> None:
+        self._update_pending = False
+        if not self.is_attached or not self._items:
+            return
+        self._measure()
+        wanted = self._wanted()
+        if wanted != set(self._views):
+            self._reconcile(wanted)
+            self.call_after_refresh(self._settle)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._adjusting or not self._items:
+            return
+        if new_value < old_value:
+            self._follow = False
+        elif new_value >= self.max_scroll_y:
+            self._follow = True
+        self._schedule_update()
+
+    # Scrolling jumps rather than animates: an animation would move the window through every message
+    # on the way.
+    def action_scroll_home(self) -> None:
+        self._follow = False
+        self.scroll_home(animate=False, immediate=True)
+
+    def action_scroll_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = self._content_width()
+        if width != self._width and self._items:
+            self._measured = [False] * len(self._items)
+            self._rebuild_items()
+        self._schedule_update()
+
+    def item_resized(self) -> None:
+        """A mounted message changed height (its Markdown filled in, a reply grew)."""
+        self.call_after_refresh(self._settle)
+
+
+def _wrapped(text: str, width: int) -> int:
+    """Lines ``text`` takes wrapped at ``width`` cells (estimated by characters)."""
+    width = max(1, width)
+    return sum(max(1, -(-len(line) // width)) for line in text.split("\n"))
 
 
 class Composer(TextArea):
