@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, decode, history, inspector, score, serve, ttft
+from bench import app, conversation, decode, history, inspector, score, serve, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
@@ -31,6 +31,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "app": app.run,
     "inspector": inspector.run,
     "history": history.run,
+    "conversation": conversation.run,
 }
 ALIASES = {"engine": ("decode", "ttft")}
 MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
@@ -51,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", help="write results here (default: bench/results/<time>.json)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("LLMTUI_DATA_DIR", tempfile.mkdtemp(prefix="llmtui-bench-"))
-    os.environ.setdefault("LLMTUI_CONFIG_DIR", tempfile.mkdtemp(prefix="llmtui-bench-"))
+    # Settings and conversations of the run's own, gone with it: the user's are never read or written.
+    scratch = tempfile.TemporaryDirectory(prefix="llmtui-bench-")
+    os.environ.setdefault("LLMTUI_DATA_DIR", f"{scratch.name}/data")
+    os.environ.setdefault("LLMTUI_CONFIG_DIR", f"{scratch.name}/config")
     chosen = [s for name in args.only or SUITES for s in ALIASES.get(name, (name,))]
     figures: list[Figure] = []
     for name in [s for s in SUITES if s in chosen]:
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"\nwritten to {out}")
+    scratch.cleanup()
     return 0
 
 

@@ -11,15 +11,14 @@ import builders
 
 
 def pytest_configure(config) -> None:
-    """Under xdist, each worker's torch (and the llmtui processes it starts) gets its share of the cores:
-    workers times threads beyond the core count only makes every worker slower."""
+    """Under xdist, each worker's torch gets its share of the cores: workers times threads beyond the core
+    count only makes every worker slower. (The processes the tests start keep torch's default: the
+    benchmark and signal tests need replies that take as long as they take in use.)"""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        threads = str(max(1, (os.cpu_count() or 1) // int(workers)))
-        os.environ["OMP_NUM_THREADS"] = threads
         import torch
 
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +35,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return builders.tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
 
 
+LONG_CONTEXT = 32_768
+
+
 @pytest.fixture(scope="session")
 def tiny_long_model_dir(tmp_path_factory) -> Path:
     """The same tiny model with room for thousands of tokens: replies that last long enough to interrupt."""
-    return builders.tiny_llama(tmp_path_factory.mktemp("tiny-long") / "tiny-llama-long", context=4096)
+    # A reply of tens of thousands of tokens lasts seconds even on one thread, however fast the tiny model.
+    return builders.tiny_llama(tmp_path_factory.mktemp("tiny-long") / "tiny-llama-long", context=LONG_CONTEXT)
 
 
 @pytest.fixture(scope="session")

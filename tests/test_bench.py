@@ -54,6 +54,7 @@ def test_quick_bench_runs_every_suite(quick_bench):
         assert expected in figures
     assert any(name.startswith("time to first token") for name in figures)
     assert any(name.startswith("inspector: longest UI stall") for name in figures)
+    assert any(name.startswith("open a ") and name.endswith("conversation: first screen") for name in figures)
     assert all(f["baseline"] > 0 and f["value"] > 0 for f in result["figures"] if f["baseline_name"])
     keys = {"name", "value", "unit", "baseline_name", "baseline", "higher_is_better", "target", "extra", "ratio", "met"}
     assert all(set(f) == keys for f in result["figures"])

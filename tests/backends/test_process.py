@@ -79,7 +79,8 @@ def test_stopping_a_reply_closes_its_stream_and_the_engine_serves_on(engine_proc
     assert len(list(engine_process.generate(prompt, SamplingParams(max_new_tokens=3)))) == 3
 
 
-def test_a_failed_load_is_one_sentence_from_the_engine(tmp_path):
+def test_a_failed_load_is_one_sentence_from_the_engine(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # this test's own: other tests start engines too
     before = set(runtime_base().glob("llmtui-engine-*"))
     with pytest.raises(ModelLoadError, match="no model at") as caught:
         start_engine_process(ModelOptions(str(tmp_path / "nope"), device="cpu"), lambda f, w: None)

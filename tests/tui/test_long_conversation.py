@@ -1,8 +1,7 @@
-"""A conversation of 10,000 messages opens at once: only what is in view is built."""
+"""A long conversation opens at once: only what is in view is built, however many messages it has (2,000
+here; bench/conversation.py opens 10,000)."""
 
 from __future__ import annotations
-
-import time
 
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.errors import LlmtuiError
@@ -11,13 +10,13 @@ from llmtui.tui.app import LlmtuiApp
 from llmtui.tui.widgets.conversation import ConversationView, MessageView
 from tests.tui.conftest import wait_for
 
-MESSAGES = 10_000
+MESSAGES = 2_000
 MOUNTED_AT_MOST = 60  # a screenful and its margin, whatever the conversation's length
 
 
-def long_conversation() -> Conversation:
-    conversation = Conversation(id="long", title="long")
-    for i in range(MESSAGES):
+def long_conversation(messages: int = MESSAGES) -> Conversation:
+    conversation = Conversation(id=f"long-{messages}", title="long")
+    for i in range(messages):
         role = "user" if i % 2 == 0 else "assistant"
         conversation.turns.append(Turn(role, [Version(f"message {i}: " + "words " * (i % 40))]))
     return conversation
@@ -39,11 +38,8 @@ async def test_a_long_conversation_opens_at_once_and_scrolls_end_to_end(private_
     conversation = long_conversation()
     store = ConversationStore(private_dirs / "data" / "conversations")
     app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
-    started = time.perf_counter()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: shown(app, MESSAGES - 1), timeout=30)
-        # Building a widget per message took minutes here; a screenful takes a fraction of a second.
-        assert time.perf_counter() - started < 10
         pane = app.query_one(ConversationView)
         assert len(app.query(MessageView)) <= MOUNTED_AT_MOST
         await pilot.press("shift+tab")  # from the composer to the last message
@@ -56,3 +52,16 @@ async def test_a_long_conversation_opens_at_once_and_scrolls_end_to_end(private_
         await wait_for(pilot, lambda: shown(app, MESSAGES - 1), timeout=10)
         assert pane.scroll_y == pane.max_scroll_y
         assert len(app.query(MessageView)) <= MOUNTED_AT_MOST
+
+
+async def test_conversations_opened_one_after_another_each_show_their_end(private_dirs):
+    # Opening one while the pane's window update for the last is still pending: the update must find the
+    # new conversation's turns together with their own items (it raised on a turn it had no item for).
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        for size in (500, 30, 800, 3, 200, 60, 1000, 5):  # each opening met the race about half the time
+            app.workstation.open_conversation(long_conversation(size))
+            await wait_for(pilot, lambda size=size: shown(app, size - 1), timeout=10)
+        assert app.is_running

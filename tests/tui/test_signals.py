@@ -37,7 +37,7 @@ async def drive(pilot):
     while app.is_running:  # Textual waits for this coroutine before the process can end
         await pilot.pause(0.05)
 
-app = LlmtuiApp(settings=Settings().with_value("sampling.max_new_tokens", 4000), model=sys.argv[1])
+app = LlmtuiApp(settings=Settings().with_value("sampling.max_new_tokens", 30_000), model=sys.argv[1])
 app.run(headless=True, auto_pilot=drive)
 sys.exit(app.return_code or 0)
 """

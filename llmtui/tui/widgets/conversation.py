@@ -199,12 +199,16 @@ class ConversationView(VerticalScroll):
     async def show(self, conversation: Conversation) -> None:
         """Rebuild from a conversation (after a load, a version switch, an edit)."""
         self.query_one(SystemPromptView).show(conversation.system)
+        old = list(self._views.values()) + self._spacers
+        # All of the pane's state changes before the first await: a window update scheduled earlier runs
+        # there, and must find the new turns with their own items (heights measured for another
+        # conversation's turns of the same index are not theirs).
         self._turns = conversation.turns
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
-        old = list(self._views.values()) + self._spacers
         self._views, self._spacers, self._pinned = {}, [], None
-        await self.remove_children(old)
+        self._items, self._heights, self._measured = [], [], []
         self._rebuild_items()
+        await self.remove_children(old)
         await self._show_end()
 
     async def extend(self, conversation: Conversation) -> None:
