@@ -104,7 +104,8 @@ def test_an_engine_killed_mid_reply_ends_the_reply_with_the_reason_and_keeps_its
 
 
 PARENT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as under a terminal, whatever this test runs under (nohup ignores it)
 from llmtui.backends.process import start_engine_process
 from llmtui.core.choices import ModelOptions
 backend = start_engine_process(ModelOptions(sys.argv[1], device="cpu"), lambda f, w: None)
