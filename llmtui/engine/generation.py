@@ -29,7 +29,10 @@ _SCORE_ROWS = 256
 class Engine:
     """Generation over one loaded model. Holds no UI state; safe to drive from any one thread at a time."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, *, lag: bool | None = None) -> None:
+        """``lag``: queue each decode step before reading the one before it (see `Generation`); by default
+        on CUDA only: on the CPU every operation has finished when it returns, so there is nothing to
+        overlap, and the lag would cost a discarded forward pass at the end of every reply."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -40,6 +43,7 @@ class Engine:
             eos = config.eos_token_id if config.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = frozenset([eos] if isinstance(eos, int) else (eos or []))
         self.forward = loaded.forward
+        self.lag = loaded.device.type == "cuda" if lag is None else lag
         # One view of the tokenizer for the decode loop's pieces and for every pane that shows tokens.
         self.view = TokenizerView(self.tokenizer, loaded.info.name)
 
@@ -144,7 +148,14 @@ class Engine:
 
 
 class Generation:
-    """One reply being decoded: iterate it for TokenEvents; `stop()` from any thread ends it within a step."""
+    """One reply being decoded: iterate it for TokenEvents; `stop()` from any thread ends it within a step.
+
+    The chosen token never leaves the device to feed the next step. With the engine's ``lag``, step n + 1
+    is queued before step n's values are read (copied to the host without blocking), so that on a GPU the
+    host's work for one event overlaps the device's for the next; end of sequence, stop strings and stop
+    requests are then seen one step late, and that extra step is dropped unread. The events are the same
+    with the lag or without it.
+    """
 
     def __init__(
         self,
@@ -213,34 +224,34 @@ class Generation:
             seen = torch.zeros(model.config.vocab_size, dtype=torch.bool, device=device)
             seen[torch.tensor(ids, device=device)] = True
         k = min(params.top_candidates, vocab)
+        lag = engine.lag
+        copies = _HostCopies(torch, device, 5 + 2 * k)
 
         forward = engine.forward.begin(len(ids) + budget)
         logits = forward.prefill(ids)
         for step in range(budget):
-            raw = logits.float()[:vocab]  # some models pad the logits past the tokenizer's vocabulary
-            logp = torch.log_softmax(raw, dim=-1)
-            probs = logp.exp()
-            entropy = -(probs * logp).nansum()
-            token, sampled = self._choose(torch, raw, seen, generator, forced=self.force if step == 0 else None)
-            rank = (probs > probs[token]).sum()
-            top = torch.topk(probs, k)
-            # One device->host copy per step: the scalars and the top-k travel together.
-            packed = torch.cat(
-                [
-                    torch.stack([token.float(), probs[token], sampled, rank.float(), entropy]),
-                    top.values,
-                    top.indices.float(),
-                ]
-            ).tolist()
+            # Queued on the device: nothing here waits for it.
+            token, packed = self._pick(torch, logits, vocab, k, seen, generator, self.force if step == 0 else None)
+            copies.send(packed)
+            if seen is not None:
+                seen.index_fill_(0, token.view(1), True)
+            # With the lag, the next step is queued before this one's values are read, so the device runs
+            # it while the host builds this event; the end-of-reply checks below then decide one step late,
+            # and a step queued past the end is dropped unread. The budget is known here, so the cache never
+            # gets a step it has no room for.
+            ahead = lag and step < budget - 1 and not self._stop.is_set()
+            if ahead:
+                logits = forward.step(token)
+            values = copies.read()
             token_id, prob, sampled_prob, rank_i, ent = (
-                int(packed[0]),
-                packed[1],
-                packed[2],
-                int(packed[3]),
-                packed[4],
+                int(values[0]),
+                values[1],
+                values[2],
+                int(values[3]),
+                values[4],
             )
             candidates = tuple(
-                Candidate(int(i), pieces[int(i)], p) for p, i in zip(packed[5 : 5 + k], packed[5 + k :], strict=True)
+                Candidate(int(i), pieces[int(i)], p) for p, i in zip(values[5 : 5 + k], values[5 + k :], strict=True)
             )
             ids.append(token_id)
             piece_text = decoder.step(backend, token_id) or ""
@@ -268,9 +279,25 @@ class Generation:
                 yield event
                 return
             yield event
-            if seen is not None:
-                seen[token_id] = True
-            logits = forward.step(token)
+            if not ahead:
+                logits = forward.step(token)
+
+    def _pick(
+        self, torch: Any, logits: Any, vocab: int, k: int, seen: Any, generator: Any, forced: int | None
+    ) -> tuple[Any, Any]:
+        """The next token and one float32 vector of what its event reports (token, raw and sampled
+        probability, rank, entropy, then the top-k probabilities and ids), both left on the device: no
+        operation here waits for the device (no ``.item()``, no indexing by a tensor)."""
+        raw = logits.float()[:vocab]  # some models pad the logits past the tokenizer's vocabulary
+        logp = torch.log_softmax(raw, dim=-1)
+        probs = logp.exp()
+        entropy = -(probs * logp).nansum()
+        token, sampled = self._choose(torch, raw, seen, generator, forced)
+        chosen = probs.index_select(0, token.view(1))
+        rank = (probs > chosen).sum()
+        top = torch.topk(probs, k)
+        scalars = torch.stack([token.float(), chosen[0], sampled, rank.float(), entropy])
+        return token, torch.cat([scalars, top.values, top.indices.float()])
 
     def _choose(self, torch: Any, raw: Any, seen: Any, generator: Any, forced: int | None) -> tuple[Any, Any]:
         """Pick the next token from the raw logits; return it with its probability under the sampled
@@ -300,7 +327,7 @@ class Generation:
             token = torch.multinomial(sampled, 1, generator=generator)[0]
         else:
             token = torch.tensor(forced, device=x.device)
-        return token, sampled[token]
+        return token, sampled.index_select(0, token.view(1))[0]
 
     def _reason(self, token_id: int, hit_stop: bool, step: int, budget: int, length: int) -> str:
         if token_id in self.engine.eos_ids:
@@ -315,6 +342,38 @@ class Generation:
 
     def _finish(self, reason: str) -> None:
         self.stats = ReplyStats.of(self.events, len(self.prompt.ids), reason, self.prompt.dropped_turns)
+
+
+class _HostCopies:
+    """Where each step's packed values go to be read on the host.
+
+    On CUDA, one pinned buffer that the device copies into without blocking, with an event recorded after
+    the copy, so that the host waits for that copy alone and never for work queued after it. (One buffer
+    is enough: a step's values are read before the next step's copy is queued.) Elsewhere the values are
+    read where they are.
+    """
+
+    def __init__(self, torch: Any, device: Any, size: int) -> None:
+        self.buffer = None
+        if device.type == "cuda":
+            self.buffer = torch.empty(size, dtype=torch.float32, pin_memory=True)
+            self.done = torch.cuda.Event()
+        self.values: Any = None
+
+    def send(self, packed: Any) -> None:
+        """Start copying ``packed`` (float32, on the device) to the host."""
+        if self.buffer is None:
+            self.values = packed
+        else:
+            self.buffer.copy_(packed, non_blocking=True)
+            self.done.record()
+            self.values = self.buffer
+
+    def read(self) -> list[float]:
+        """The values last sent, once they are on the host."""
+        if self.buffer is not None:
+            self.done.synchronize()
+        return self.values.tolist()
 
 
 class _StopStrings:
