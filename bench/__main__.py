@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, conversation, decode, history, inspector, score, serve, ttft
+from bench import app, conversation, decode, history, inspector, score, serve, synthetic, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,7 +32,10 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "inspector": inspector.run,
     "history": history.run,
     "conversation": conversation.run,
+    "synthetic": synthetic.run,
 }
+# Suites a full run leaves out unless asked for (`--only`, or their own flag); `--quick` runs them too.
+OPT_IN = ("synthetic",)
 ALIASES = {"engine": ("decode", "ttft")}
 MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
 
@@ -50,20 +53,42 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODULE:FUNCTION",
         help=f"how the app suite's app starts its backend (default: {app.STARTER})",
     )
+    parser.add_argument(
+        "--synthetic",
+        choices=sorted(synthetic.SHAPES),
+        metavar="NAME",
+        help=f"decode on random weights of this model's shape ({', '.join(synthetic.SHAPES)}); runs only "
+        "that suite unless --only names others",
+    )
+    parser.add_argument("--tokens", type=int, help="new tokens per synthetic reply (default: 256 on a GPU, 64 here)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also compare with transformers' generate on a static cache with torch.compile (minutes to compile "
+        "on a CPU)",
+    )
     parser.add_argument("--json", help="write results here (default: bench/results/<time>.json)")
     args = parser.parse_args(argv)
     # Settings and conversations of the run's own, gone with it: the user's are never read or written.
     scratch = tempfile.TemporaryDirectory(prefix="llmtui-bench-")
     os.environ.setdefault("LLMTUI_DATA_DIR", f"{scratch.name}/data")
     os.environ.setdefault("LLMTUI_CONFIG_DIR", f"{scratch.name}/config")
-    chosen = [s for name in args.only or SUITES for s in ALIASES.get(name, (name,))]
+    if args.only:
+        chosen = [s for name in args.only for s in ALIASES.get(name, (name,))]
+    elif args.synthetic:
+        chosen = ["synthetic"]
+    else:
+        chosen = [s for s in SUITES if args.quick or s not in OPT_IN]
+    if args.tokens is not None and args.tokens < 2:
+        parser.error("--tokens must be 2 or more (the decode rate is measured after the first token)")
     figures: list[Figure] = []
     for name in [s for s in SUITES if s in chosen]:
         started = time.perf_counter()
         figures += SUITES[name](args)
         print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr)
     machine = _machine(args)
-    print(f"\nllmtui benchmarks · {machine['device']} · model {args.model}{' · QUICK' if args.quick else ''}")
+    model = f"synthetic {args.synthetic}" if chosen == ["synthetic"] and args.synthetic else args.model
+    print(f"\nllmtui benchmarks · {machine['device']} · model {model}{' · QUICK' if args.quick else ''}")
     rows = [("figure", "value", "baseline", "ratio", "target")]
     for f in figures:
         better = "↑" if f.higher_is_better else "↓"
@@ -87,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "machine": machine,
                 "quick": args.quick,
-                "model": args.model,
+                "model": model,
                 "figures": [f.to_dict() for f in figures],
             },
             indent=1,

@@ -129,6 +129,45 @@ def sync(device: Any) -> None:
         torch.cuda.synchronize()
 
 
+def read_bytes(model: Any) -> int:
+    """The bytes of weights one decode step reads: every parameter once (tied ones once), less the input
+    embedding when it is not the output head (a step gathers one row of it)."""
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() * p.element_size() for p in unique.values())
+    if embedding is not head:
+        total -= embedding.numel() * embedding.element_size()
+    return total
+
+
+def bandwidths(device: Any, size: int, repeat: int) -> dict[str, float]:
+    """Memory bandwidth in bytes/s on ``device`` over a buffer of ``size`` bytes, the best of ``repeat``
+    timings of each (noise only ever slows): "read", a sum, which only reads, as a decode step reads its
+    weights; and "copy", which reads and writes (both counted)."""
+    import torch
+
+    source = torch.ones(size // 4, dtype=torch.float32, device=device)
+    target = torch.zeros_like(source)  # touched once here, so the timing holds no page faults
+    size = source.numel() * 4
+
+    def copy() -> float:
+        sync(device)
+        start = time.perf_counter()
+        target.copy_(source)
+        sync(device)
+        return 2 * size / (time.perf_counter() - start)
+
+    def read() -> float:
+        sync(device)
+        start = time.perf_counter()
+        source.sum()
+        sync(device)
+        return size / (time.perf_counter() - start)
+
+    return {"read": max(read() for _ in range(repeat)), "copy": max(copy() for _ in range(repeat))}
+
+
 class FrameClock:
     """Every frame a Textual app composes, with the time it was done.
 

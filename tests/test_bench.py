@@ -50,6 +50,9 @@ def test_quick_bench_runs_every_suite(quick_bench):
         "history: list 500 conversations",
         "decode through the workstation's client (completions over token ids)",
         "time to first token through llmtui serve",
+        "synthetic qwen2-0.5b (cut down), float32: decode, 8 tokens forced",
+        "synthetic qwen2-0.5b (cut down), float32: decode after the first token vs the bandwidth bound, read",
+        "synthetic qwen2-0.5b (cut down), float32: decode after the first token vs the bandwidth bound, copy",
     ):
         assert expected in figures
     assert any(name.startswith("time to first token") for name in figures)
@@ -110,3 +113,49 @@ def test_targets_compare_in_code():
     assert Figure("n", 1.0, "", "", 0.0, target=note("opt-in")).met is None
     assert Figure("n", 1.0, "", "", 0.0).to_dict()["target"] == ""
     assert Target("t", lambda f: f.value > 2).met(Figure("v", 3.0, "", "", 0.0)) is True
+
+
+def test_the_synthetic_bound_is_the_bytes_a_step_reads(quick_bench):
+    figures = [f for f in quick_bench[0]["figures"] if f["name"].startswith("synthetic ")]
+    speed, *bounds = figures
+    assert speed["baseline_name"] == "transformers generate (greedy, eager)"
+    extra = speed["extra"]
+    shape = extra["shape"]
+    assert shape["num_hidden_layers"] == 2 and shape["hidden_size"] == 896  # the real width, fewer layers
+    for bound, kind in zip(bounds, ("read", "copy"), strict=True):
+        step_bytes = (extra["weight_read_MB"] + extra["kv_read_MB"]) * 1e6
+        assert bound["baseline"] == pytest.approx(extra["bandwidth_GBps"][kind] * 1e9 / step_bytes)
+
+
+def _meta(name: str, dtype: str = "bfloat16"):
+    import torch
+
+    from bench import synthetic
+
+    return synthetic._meta_model(synthetic.SHAPES[name], getattr(torch, dtype))
+
+
+def test_synthetic_shapes_read_every_weight_but_an_untied_input_embedding():
+    from bench.common import read_bytes
+
+    tied, untied = _meta("qwen2-0.5b"), _meta("llama-3-8b")
+    assert read_bytes(tied) == 2 * sum(p.numel() for p in tied.parameters())  # bf16; the head is the embedding
+    embedding = untied.get_input_embeddings().weight.numel()
+    assert read_bytes(untied) == 2 * (sum(p.numel() for p in untied.parameters()) - embedding)
+    assert 7.4e9 < sum(p.numel() for p in untied.parameters()) < 8.1e9  # Llama 3 8B's parameter count
+
+
+def test_a_shape_that_does_not_fit_is_refused_in_one_line_before_allocating(monkeypatch):
+    import torch
+
+    from bench import synthetic
+
+    model = _meta("llama-3-8b", "float32")
+    monkeypatch.setattr(synthetic, "_available_memory", lambda: 24 << 30)
+    args = ("llama-3-8b", model, synthetic.SHAPES["llama-3-8b"], torch.float32, torch.device("cpu"), 64, False)
+    with pytest.raises(SystemExit) as refused:
+        synthetic._check_fits(*args)
+    (line,) = str(refused.value).splitlines()
+    assert "needs about" in line and "try --dtype bfloat16" in line
+    monkeypatch.setattr(synthetic, "_available_memory", lambda: 1 << 40)
+    synthetic._check_fits(*args)  # a terabyte would do
