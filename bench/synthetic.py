@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> list[Figure]:
     device = torch.device(choose_device(args.device))
     dtype = choose_dtype(args.dtype, device.type)
     n = 8 if args.quick else (args.tokens or (256 if device.type == "cuda" else 64))
-    compile_baseline = getattr(args, "compile", False)
+    compile_baseline = args.compile
 
     model = _meta_model(shape, dtype)
     weight_bytes = read_bytes(model)
