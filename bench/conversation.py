@@ -137,6 +137,7 @@ async def _measure(messages: int, presses: int) -> dict[str, Any]:
         result["mounted"] = len(pane.query(MessageView))
         await pilot.pause(0.5)
         pane.focus()
+        await pilot.pause(0.2)  # the footer shows the pane's keys: that frame is the focus change's, not a key's
         for key, count in (("up", presses), ("pageup", max(1, presses // 4))):
             times = []
             for _ in range(count):
