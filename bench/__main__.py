@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, conversation, decode, history, inspector, score, serve, ttft
+from bench import app, conversation, decode, history, inspector, large, score, serve, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +32,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "inspector": inspector.run,
     "history": history.run,
     "conversation": conversation.run,
+    "large": large.run,
 }
 ALIASES = {"engine": ("decode", "ttft")}
 MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
