@@ -40,6 +40,7 @@ class MessageView(Vertical, can_focus=True):
         Binding("b", "act('copy_code')", "Copy code"),
         Binding("e", "act('edit')", "Edit"),
         Binding("t", "act('inspect')", "Tokenize"),
+        Binding("p", "act('score')", "Surprise"),
         Binding("s", "act('stream')", "Show tokens"),
         Binding("left,alt+left", "act('version', -1)", "Prev version"),
         Binding("right,alt+right", "act('version', 1)", "Next version"),
@@ -127,12 +128,15 @@ class MessageView(Vertical, can_focus=True):
 
 
 class SystemPromptView(Static, can_focus=True):
-    """The system prompt, always visible; Enter or e edits it."""
+    """The system prompt, always visible; Enter or e edits it, p scores it."""
 
-    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt")]
+    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt"), Binding("p", "score", "Surprise")]
 
     class Edit(Message):
         pass
+
+    class Score(Message):
+        """Score the system prompt in the inspector."""
 
     def show(self, system: str) -> None:
         text = Text("System  ", style="bold")
@@ -144,6 +148,9 @@ class SystemPromptView(Static, can_focus=True):
 
     def action_edit(self) -> None:
         self.post_message(self.Edit())
+
+    def action_score(self) -> None:
+        self.post_message(self.Score())
 
 
 class _Spacer(Widget):
