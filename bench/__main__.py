@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, conversation, decode, history, inspector, score, serve, synthetic, ttft
+from bench import app, conversation, decode, history, inspector, large, score, serve, synthetic, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +32,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "inspector": inspector.run,
     "history": history.run,
     "conversation": conversation.run,
+    "large": large.run,
     "synthetic": synthetic.run,
 }
 # Suites a full run leaves out unless asked for (`--only`, or their own flag); `--quick` runs them too.

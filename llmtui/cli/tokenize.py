@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from llmtui.cli.options import add_trust_option, read_text, settings, table
+from llmtui.cli.options import add_trust_option, read_text, settings
 from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
+
+if TYPE_CHECKING:
+    from llmtui.core.tokens import Tokenization
 
 
 def add_parser(sub: Any) -> None:
@@ -50,20 +54,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         return 0
     for result in results:
         print(f"{escape_controls(result.view.name)} ({result.view.family}, vocabulary {result.view.size})")
-        rows = [("INDEX", "ID", "PIECE", "TEXT", "START", "END", "SPECIAL")]
-        rows += [
-            (
-                str(t.index),
-                str(t.token_id),
-                escape_controls(t.piece),
-                t.display,
-                str(t.start),
-                str(t.end),
-                "yes" if t.special else "",
-            )
-            for t in result
-        ]
-        table(rows)
+        _print_tokens(result)
         if args.ids:
             print(f"text: {escape_controls(result.text)}")
         print(
@@ -71,3 +62,35 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
             f"{result.chars_per_token:.2f} chars/token\n"
         )
     return 0
+
+
+def _print_tokens(result: Tokenization) -> None:
+    """The tokens as a table, a line each, written as it is made: a text of millions of tokens costs
+    little more than cutting it (each distinct token's cells are made once, the widths from those)."""
+    view = result.view
+    cells: dict[int, tuple[str, str, str]] = {}  # id -> its ID, PIECE, TEXT cells
+    for token_id in result.ids:
+        if token_id not in cells:
+            cells[token_id] = (str(token_id), escape_controls(view.pieces[token_id]), view.display(token_id))
+    header = ("INDEX", "ID", "PIECE", "TEXT", "START", "END", "SPECIAL")
+    offset = len(str(len(result.text)))  # no offset is past the text's end
+    widths = [
+        max(len(header[0]), len(str(len(result.ids) - 1))),
+        *(max([len(header[c + 1]), *(len(row[c]) for row in cells.values())]) for c in range(3)),
+        max(len(header[4]), offset),
+        max(len(header[5]), offset),
+    ]
+    # Each distinct token's line as a format of its index and offsets, its own cells filled in and padded
+    # once. A special token's END is padded for its SPECIAL column; any other line ends at END.
+    forms = {}
+    for token_id, row in cells.items():
+        middle = "  ".join(c.ljust(w) for c, w in zip(row, widths[1:4], strict=True)).replace("%", "%%")
+        end = f"%-{widths[5]}d  yes" if token_id in view.special_ids else "%d"
+        forms[token_id] = f"%-{widths[0]}d  {middle}  %-{widths[4]}d  {end}"
+    out = sys.stdout
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip() + "\n")
+    ids, offsets = result.ids, result.offsets
+    for lo in range(0, len(ids), 8192):
+        hi = lo + 8192
+        rows = zip(range(lo, hi), ids[lo:hi], offsets[lo:hi], strict=False)
+        out.write("\n".join([forms[t] % (i, start, end) for i, t, (start, end) in rows]) + "\n")

@@ -84,20 +84,24 @@ class Version:
         return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> Version:
-        """Read back one version; ValueError names the first field of the wrong type or out of range."""
+    def from_dict(cls, d: Any, *, events: bool = True) -> Version:
+        """Read back one version (without its token events unless ``events``); ValueError names the first
+        field of the wrong type or out of range."""
         d = checked.obj(d, "a version")
         stats = d.get("stats")
+        steps = checked.array(d, "events", ())
         return cls(
             content=checked.text(d, "content"),
-            events=[TokenEvent.from_dict(e) for e in checked.array(d, "events", ())],
+            events=[TokenEvent.from_dict(e) for e in steps] if events else [],
             stats=ReplyStats.from_dict(stats) if stats is not None else None,
             partial=checked.flag(d, "partial", False),
             error=checked.optional_text(d, "error"),
             model=checked.optional_text(d, "model"),
             branched_from=_branch_point(d.get("branched_from")),
             created=_time(d, "created"),
-            rest=[Turn.from_dict(t) for t in checked.array(d, "rest")] if d.get("rest") is not None else None,
+            rest=[Turn.from_dict(t, events=events) for t in checked.array(d, "rest")]
+            if d.get("rest") is not None
+            else None,
         )
 
 
@@ -122,13 +126,13 @@ class Turn:
         return {"role": self.role, "current": self.current, "versions": [v.to_dict(step) for v in self.versions]}
 
     @classmethod
-    def from_dict(cls, d: Any) -> Turn:
-        """Read back one turn with its versions; ValueError says what is wrong."""
+    def from_dict(cls, d: Any, *, events: bool = True) -> Turn:
+        """Read back one turn with its versions (see Version.from_dict); ValueError says what is wrong."""
         d = checked.obj(d, "a turn")
         role = checked.text(d, "role")
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        versions = [Version.from_dict(v) for v in checked.array(d, "versions")]
+        versions = [Version.from_dict(v, events=events) for v in checked.array(d, "versions")]
         if not versions:
             raise ValueError("a turn without versions")
         current = checked.whole(d, "current", len(versions) - 1, hi=len(versions) - 1)
@@ -241,9 +245,11 @@ class Conversation:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> Conversation:
+    def from_dict(cls, d: Any, *, events: bool = True) -> Conversation:
         """Build from a saved file's object, every field checked for its type and range; ValueError names
-        the first that is wrong (RecursionError if versions are nested deeper than the interpreter allows)."""
+        the first that is wrong (RecursionError if versions are nested deeper than the interpreter allows).
+        Without ``events`` the replies' token events are left out unread: the history's index needs only
+        the text, and they are most of a long conversation's file."""
         d = checked.obj(d, "a conversation")
         fmt = d.get("format")
         if fmt != FORMAT_VERSION:
@@ -252,7 +258,7 @@ class Conversation:
             id=check_id(checked.text(d, "id")),
             title=checked.text(d, "title", ""),
             system=checked.text(d, "system", ""),
-            turns=[Turn.from_dict(t) for t in checked.array(d, "turns", ())],
+            turns=[Turn.from_dict(t, events=events) for t in checked.array(d, "turns", ())],
             model=checked.text(d, "model", ""),
             fingerprint=checked.text(d, "fingerprint", ""),
             sampling=dict(checked.obj(d.get("sampling", {}), "sampling")),

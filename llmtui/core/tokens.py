@@ -91,7 +91,11 @@ class Tokenization(Sequence[Token]):
         self.text = text
         self.ids = ids
         self.offsets = offsets
-        self.groups = view.groups(ids)
+
+    @cached_property
+    def groups(self) -> list[int]:
+        """For each token, the index of the first token of its character (see TokenizerView.groups)."""
+        return self.view.groups(self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)

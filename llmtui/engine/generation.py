@@ -24,6 +24,8 @@ from llmtui.engine.loader import LoadedModel
 
 # Rows of logits turned into probabilities at once when scoring (bounds the float32 temporaries).
 _SCORE_ROWS = 256
+# When scoring, a token's rank is read from this many most likely tokens where it is among them.
+_RANKED = 16
 
 
 class Engine:
@@ -136,9 +138,17 @@ class Engine:
                     logp = torch.log_softmax(logits[start : start + _SCORE_ROWS].float()[:, :vocab], dim=-1)
                     probs = logp.exp()
                     chosen = probs.gather(1, targets[start : start + _SCORE_ROWS, None])
-                    top_k = torch.topk(probs, k, dim=-1)
-                    rows = (chosen[:, 0], (probs > chosen).sum(dim=-1), -(probs * logp).nansum(dim=-1))
-                    for column, values in zip(columns, (*rows, top_k.values, top_k.indices), strict=True):
+                    top_k = torch.topk(probs, min(max(k, _RANKED), vocab), dim=-1)
+                    # A token's rank is how many tokens are more likely. Counted over the whole vocabulary
+                    # only where it is not among the top: most tokens of a text are, and the count (a
+                    # reduction of booleans) costs as much as the softmax.
+                    rank = (top_k.values > chosen).sum(dim=-1)
+                    far = rank == top_k.values.shape[1]
+                    if bool(far.any()):
+                        rank[far] = (probs[far] > chosen[far]).sum(dim=-1)
+                    rows = (chosen[:, 0], rank, -(probs * logp).nansum(dim=-1))
+                    tops = (top_k.values[:, :k], top_k.indices[:, :k])
+                    for column, values in zip(columns, (*rows, *tops), strict=True):
                         column.extend(values.tolist())
         except torch.OutOfMemoryError:
             raise OutOfMemory("the device ran out of memory while scoring the text") from None

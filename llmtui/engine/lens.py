@@ -13,6 +13,7 @@ from llmtui.core.events import Candidate
 from llmtui.core.lens import POOLS, Embeddings, LensLayer, LensStep, Neighbour
 from llmtui.core.tokens import TokenizerView
 from llmtui.engine.loader import LoadedModel
+from llmtui.engine.neighbours import NeighbourIndex
 
 # Where architectures keep the norm applied after the last block (Llama, Mistral, Qwen: norm; GPT-2: ln_f).
 _FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
@@ -26,7 +27,7 @@ class Lens:
         self.model = loaded.model
         self.view = view or TokenizerView(loaded.tokenizer, loaded.info.name)
         self.layers = int(self.model.config.num_hidden_layers)
-        self._unit_rows: dict[str, Any] = {}  # "input" / "output" -> the unit-length embedding rows
+        self._indexes: dict[str, NeighbourIndex | None] = {}  # "input" / "output" -> its rows, searchable
 
     def hidden_states(self, ids: Sequence[int]) -> Any:
         """[layers + 1, tokens, dim]: the input embeddings, then the output of every block."""
@@ -84,34 +85,29 @@ class Lens:
             word=word,
         )
 
-    def rows(self, which: str) -> Any | None:
-        """The unit-length rows of the input embeddings ("input") or of the output head ("output"; None
-        when it is tied to the input's), normalised once."""
-        import torch
-
-        if which not in self._unit_rows:
+    def index(self, which: str) -> NeighbourIndex | None:
+        """The rows of the input embeddings ("input") or of the output head ("output"; None when it is
+        tied to the input's), indexed for neighbours on first use."""
+        if which not in self._indexes:
             inputs = self.model.get_input_embeddings().weight
             head = self.model.get_output_embeddings()
             weight = inputs if which == "input" else (head.weight if head is not None else None)
             tied = getattr(self.model.config, "tie_word_embeddings", False)
             if weight is None or (which == "output" and (tied or weight.data_ptr() == inputs.data_ptr())):
-                self._unit_rows[which] = None
+                self._indexes[which] = None
             else:
-                with torch.inference_mode():
-                    rows = weight[: len(self.view.pieces)].float()
-                    self._unit_rows[which] = torch.nn.functional.normalize(rows, dim=-1)
-        return self._unit_rows[which]
+                self._indexes[which] = NeighbourIndex.build(weight.detach()[: len(self.view.pieces)])
+        return self._indexes[which]
 
     def neighbours(self, token_id: int, k: int = 10, which: str = "input") -> list[Neighbour] | None:
         """The ``k`` tokens nearest ``token_id`` by cosine of their ``which`` embedding rows (itself left
         out); None when the output head is tied to the input embeddings."""
-
-        rows = self.rows(which)
-        if rows is None:
+        index = self.index(which)
+        if index is None:
             return None
-        if not 0 <= token_id < rows.shape[0]:
-            raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {rows.shape[0] - 1}")
-        return [Neighbour(i, self.view.display(i), c) for i, c in nearest(rows, token_id, k)]
+        if not 0 <= token_id < index.rows.shape[0]:
+            raise InvalidValue(f"id {token_id} is out of range: the vocabulary has ids 0 to {index.rows.shape[0] - 1}")
+        return [Neighbour(i, self.view.display(i), c) for i, c in index.nearest(token_id, k)]
 
     def lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
         """For each position: the next-token distribution every layer's hidden state gives, read through
@@ -145,18 +141,6 @@ class Lens:
                 )
                 steps.append(LensStep(p, int(ids[p]), self.view.display(int(ids[p])), layers))
         return steps
-
-
-def nearest(unit_rows: Any, token_id: int, k: int) -> list[tuple[int, float]]:
-    """(id, cosine) of the ``k`` rows nearest row ``token_id``, itself left out: one matrix-vector product
-    over rows already of unit length, and a top-k."""
-    import torch
-
-    with torch.inference_mode():
-        cosines = unit_rows @ unit_rows[token_id]
-        cosines[token_id] = -2.0  # below any cosine
-        top = torch.topk(cosines, min(k, unit_rows.shape[0] - 1))
-    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
 
 
 def _word_tokens(tokenization: Any, text: str, word: str) -> list[int]:

@@ -296,16 +296,17 @@ class ConversationStore:
         return self.read_file(self.path(conversation_id))
 
     @staticmethod
-    def read_file(path: Path) -> Conversation:
+    def read_file(path: Path, *, events: bool = True) -> Conversation:
         """A conversation file, read only if it is a regular file of bounded size and every field checks
-        out; StoreError names the file and the first thing wrong with it, in one line."""
+        out (the token events only with ``events``: see Conversation.from_dict); StoreError names the file
+        and the first thing wrong with it, in one line."""
         try:
             raw = read_regular(path)
         except FileNotFoundError:
             raise StoreError(f"no conversation {path.stem} ({path} does not exist)") from None
         data = parse_json(raw, str(path))
         try:
-            conversation = Conversation.from_dict(data)
+            conversation = Conversation.from_dict(data, events=events)
         except ValueError as exc:
             raise StoreError(f"{path} is not an llmtui conversation ({exc})") from None
         except RecursionError:
@@ -488,7 +489,7 @@ class ConversationStore:
                 db.execute("DELETE FROM summaries WHERE id=?", (conversation_id,))
                 db.execute("DELETE FROM fts WHERE id=?", (conversation_id,))
                 try:
-                    conversation = self.read_file(self.path(conversation_id))
+                    conversation = self.read_file(self.path(conversation_id), events=False)
                 except StoreError as exc:
                     problems.append(str(exc))
                     continue

@@ -369,8 +369,10 @@ class Workstation(Screen[None]):
                 self.notify("Only your own messages can be edited; regenerate or branch a reply.", severity="warning")
             elif self.replies.can_act():
                 self.app.push_screen(EditScreen("Edit message", turn.content), partial(self._edited, message.index))
-        elif message.what == "inspect":
-            self.inspector.show_text(turn.content, title=f"message {message.index + 1}")
+        elif message.what in ("inspect", "score"):
+            self.inspector.show_text(
+                turn.content, title=f"message {message.index + 1}", surprise=message.what == "score"
+            )
             self.reveal("inspector")
         elif message.what == "stream" and turn.role == "assistant":
             self.show_stream(message.index)
@@ -384,6 +386,15 @@ class Workstation(Screen[None]):
     def edit_system(self) -> None:
         """Edit the system prompt in a dialog."""
         self.app.push_screen(EditScreen("System prompt", self.conversation.system), self._system_edited)
+
+    @on(SystemPromptView.Score)
+    def score_system(self) -> None:
+        """Score the system prompt in the inspector (surprise mode)."""
+        if self.conversation.system:
+            self.inspector.show_text(self.conversation.system, title="system prompt", surprise=True)
+            self.reveal("inspector")
+        else:
+            self.notify("There is no system prompt to score (e sets one).", severity="warning")
 
     def _system_edited(self, text: str | None) -> None:
         if text is not None:

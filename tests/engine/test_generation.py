@@ -281,6 +281,8 @@ def test_score_is_the_softmax_of_the_model_logits(tiny_engine, monkeypatch, rows
         assert [c.token_id for c in event.candidates] == top.indices.tolist()
         assert [c.prob for c in event.candidates] == pytest.approx(top.values.tolist(), rel=1e-5)
         assert event.elapsed == 0.0
+    # Ranks read from the top of the distribution and counted over all of it: both kinds are here.
+    assert min(e.rank for e in events) < generation._RANKED <= max(e.rank for e in events)
     # The texts add up to the text after the first token, special tokens included.
     full = tiny_engine.tokenizer.decode(ids, skip_special_tokens=False)
     first = tiny_engine.tokenizer.decode(ids[:1], skip_special_tokens=False)

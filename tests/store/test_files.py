@@ -140,31 +140,35 @@ HOSTILE = {
         _conversation_dict(turns=[{"role": "user", "versions": [{"content": 5}]}]),
         "content must be text",
     ),
+    "bad-id": (_conversation_dict(id="../escape"), "not a conversation id"),
+    "string-turns": (_conversation_dict(turns="abc"), "turns must be an array"),
+}
+# Files whose replies' token events are wrong: the listing reads no events (they are most of a long
+# conversation's file, and it lists only the text), so these are listed and refused when opened.
+HOSTILE_STEPS = {
     "number-text": (_reply(text=["a"]), "text must be text, not an array"),
     "bool-index": (_reply(index=True), "index must be a whole number"),
     "huge-rank": (_reply(rank=10**30), "rank must be from 0 to"),
-    "bad-id": (_conversation_dict(id="../escape"), "not a conversation id"),
-    "string-turns": (_conversation_dict(turns="abc"), "turns must be an array"),
 }
 
 
 def test_hostile_conversation_files_are_reported_and_skipped(private_dirs):
     store = ConversationStore()
     good = _saved(store, "good")
-    for name, (content, _) in HOSTILE.items():
+    for name, (content, _) in {**HOSTILE, **HOSTILE_STEPS}.items():
         text = content if isinstance(content, str) else json.dumps(content)
         (store.root / f"{name}.json").write_text(text)
     os.symlink("/dev/zero", store.root / "zero.json")
     os.mkfifo(store.root / "fifo.json")
     os.symlink(store.root / "nowhere", store.root / "dangling.json")
     summaries, problems = store.list()
-    assert [s.id for s in summaries] == [good]
+    assert sorted(s.id for s in summaries) == sorted([good, *HOSTILE_STEPS])
     assert len(problems) == len(HOSTILE) + 3 and all("\n" not in p for p in problems)
-    for name, (_, why) in HOSTILE.items():
+    for name, (_, why) in {**HOSTILE, **HOSTILE_STEPS}.items():
         with pytest.raises(StoreError, match=why) as caught:
             store.load(name)
         assert f"{name}.json" in str(caught.value)
-        assert any(f"{name}.json" in p and why in p for p in problems)
+        assert name in HOSTILE_STEPS or any(f"{name}.json" in p and why in p for p in problems)
     for name in ("zero", "fifo"):
         with pytest.raises(StoreError, match=r"is not a regular file"):
             store.load(name)

@@ -9,7 +9,7 @@ from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.text import escape_controls
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import prob_bucket
-from llmtui.tui.widgets.conversation import Composer, MessageView
+from llmtui.tui.widgets.conversation import Composer, MessageView, SystemPromptView
 from llmtui.tui.widgets.inspector import Inspector
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
@@ -344,6 +344,29 @@ async def test_surprise_mode_colours_the_inspected_text_by_the_model_s_scores(ma
         await pilot.press("down", "enter")
         await pilot.pause(0.2)
         assert len(app.conversation.turns[-1].versions) == versions and not app.workstation.replies.busy
+
+
+async def test_p_on_a_message_or_the_system_prompt_scores_it_in_one_key(make_app):
+    app = make_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "Where is the capital of France?")
+        await wait_idle(pilot)
+        inspector = app.query_one(Inspector)
+        question = app.conversation.turns[0].content
+        next(v for v in app.query(MessageView) if v.index == 0).focus()
+        await pilot.press("p")
+        await wait_for(pilot, lambda: inspector.tokenization is not None and inspector.tokenization.text == question)
+        await wait_for(pilot, lambda: len(inspector.scores) == inspector.tokenization.count - 1)
+        assert inspector.chips.surprise and inspector.source_title == "message 1"
+        expected = app.backend.score(inspector.tokenization.ids, 10)
+        assert [inspector.scores[e.index].prob for e in expected] == pytest.approx([e.prob for e in expected])
+        app.workstation.set_system("You answer in one word.")
+        app.query_one(SystemPromptView).focus()
+        await pilot.press("p")
+        await wait_for(pilot, lambda: inspector.tokenization.text == "You answer in one word.")
+        await wait_for(pilot, lambda: len(inspector.scores) == inspector.tokenization.count - 1)
+        assert inspector.source_title == "system prompt"
 
 
 async def test_the_logit_lens_shows_each_layer_at_the_step_in_the_sidebar(make_app):

@@ -40,6 +40,7 @@ class MessageView(Vertical, can_focus=True):
         Binding("b", "act('copy_code')", "Copy code"),
         Binding("e", "act('edit')", "Edit"),
         Binding("t", "act('inspect')", "Tokenize"),
+        Binding("p", "act('score')", "Surprise"),
         Binding("s", "act('stream')", "Show tokens"),
         Binding("left,alt+left", "act('version', -1)", "Prev version"),
         Binding("right,alt+right", "act('version', 1)", "Next version"),
@@ -127,12 +128,15 @@ class MessageView(Vertical, can_focus=True):
 
 
 class SystemPromptView(Static, can_focus=True):
-    """The system prompt, always visible; Enter or e edits it."""
+    """The system prompt, always visible; Enter or e edits it, p scores it."""
 
-    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt")]
+    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt"), Binding("p", "score", "Surprise")]
 
     class Edit(Message):
         pass
+
+    class Score(Message):
+        """Score the system prompt in the inspector."""
 
     def show(self, system: str) -> None:
         text = Text("System  ", style="bold")
@@ -144,6 +148,9 @@ class SystemPromptView(Static, can_focus=True):
 
     def action_edit(self) -> None:
         self.post_message(self.Edit())
+
+    def action_score(self) -> None:
+        self.post_message(self.Score())
 
 
 class _Spacer(Widget):
@@ -160,9 +167,9 @@ class _Note:
     text: str
 
 
-# How far beyond the viewport, in lines, messages are mounted: the next message is there for tab to reach.
-MARGIN_LINES = 8
-KEEP_LINES = 40  # and how far mounted ones may drift before they are dropped
+# Messages are mounted a page beyond the viewport either way (so that a page key finds its page built),
+# and dropped once more than this further away (so that scrolling to and fro does not rebuild them).
+KEEP_LINES = 40
 
 
 class ConversationView(VerticalScroll):
@@ -189,6 +196,7 @@ class ConversationView(VerticalScroll):
         self._follow = True  # keep the end in view while heights settle and turns arrive
         self._adjusting = False  # the pane is moving its own scroll position
         self._update_pending = False
+        self._prefetch_pending = False
         self._width = 0
 
     def compose(self) -> ComposeResult:
@@ -224,7 +232,7 @@ class ConversationView(VerticalScroll):
         self._pinned = index
         position = self._items.index(index, index)
         if position not in self._views:
-            self._reconcile(self._wanted())
+            self._mount_shown()
         view = self._views.get(position)
         return view if isinstance(view, MessageView) else None
 
@@ -233,7 +241,7 @@ class ConversationView(VerticalScroll):
         self._notes.append(_Note(len(self._turns), text))
         self._rebuild_items()
         self._follow = True
-        self._reconcile(self._wanted())
+        self._mount_shown()
         self.call_after_refresh(self._settle)
 
     @property
@@ -294,21 +302,23 @@ class ConversationView(VerticalScroll):
 
     # -- the window -------------------------------------------------------------------------------------
 
-    def _wanted(self) -> set[int]:
-        """The item positions to mount: those covering the viewport and a margin, the pinned turn, and
-        the focused message."""
+    def _wanted(self, margin: int | None = None) -> set[int]:
+        """The item positions to mount: those covering the viewport and ``margin`` lines (a page by
+        default) either side of it, the pinned turn, and the focused message."""
         if not self._items:
             return set()
         starts = list(accumulate(self._heights, initial=self._top()))
         height = self.scrollable_content_region.height or self.size.height or 24
+        margin = height if margin is None else margin
         total = starts[-1]
         top = max(0, total - height) if self._follow else int(self.scroll_y)
-        lo = max(0, bisect_right(starts, top - MARGIN_LINES) - 2)
-        hi = min(len(self._items), bisect_right(starts, top + height + MARGIN_LINES) + 1)
+        lo = max(0, bisect_right(starts, top - margin) - 1)
+        hi = min(len(self._items), bisect_right(starts, top + height + margin))
         # Mounted items stay until they are further away than that, so that scrolling back and forth
         # over a message's edge does not build and drop it each time.
-        keep_lo = bisect_right(starts, top - KEEP_LINES) - 2
-        keep_hi = bisect_right(starts, top + height + KEEP_LINES) + 1
+        keep = margin + KEEP_LINES
+        keep_lo = bisect_right(starts, top - keep) - 1
+        keep_hi = bisect_right(starts, top + height + keep)
         # The last turn too: a reply is written (or continued) there, into its Markdown.
         wanted = {*range(lo, hi), *(p for p in self._views if keep_lo <= p < keep_hi)}
         if self._turns:
@@ -368,6 +378,11 @@ class ConversationView(VerticalScroll):
         flush()
         return mounts
 
+    def _mount_shown(self) -> list[AwaitMount]:
+        """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
+        are still within reach; _prefetch mounts the page either side after that."""
+        return self._reconcile(self._wanted(margin=0) | (self._wanted() & set(self._views)))
+
     def _build(self, item: int | _Note) -> Widget:
         if isinstance(item, _Note):
             return Static(Text(escape_controls(item.text)), classes="note")
@@ -376,7 +391,7 @@ class ConversationView(VerticalScroll):
     async def _show_end(self) -> None:
         """Mount the last screenful and keep the end in view."""
         self._follow = True
-        for mount in self._reconcile(self._wanted()):
+        for mount in self._mount_shown():
             await mount  # composed, so that message() finds the live reply's Markdown
         self.scroll_end(animate=False, immediate=True)
         self.call_after_refresh(self._settle)
@@ -401,12 +416,37 @@ class ConversationView(VerticalScroll):
             self.call_later(self._update_window)
 
     def _update_window(self) -> None:
+        """Mount what the viewport shows now; the page either side of it follows, a message at a time."""
         self._update_pending = False
         if not self.is_attached or not self._items:
             return
         self._measure()
+        mounted = set(self._views)
         wanted = self._wanted()
-        if wanted != set(self._views):
+        if wanted == mounted:
+            return
+        if not self._wanted(margin=0) <= mounted:
+            self._mount_shown()
+            self.call_after_refresh(self._settle)
+        elif not self._prefetch_pending:
+            # Paint first: a key that scrolls is not held up by messages it does not show.
+            self._prefetch_pending = True
+            self.call_after_refresh(self._prefetch)
+
+    def _prefetch(self) -> None:
+        """Mount the wanted message nearest the viewport (and drop those now too far away); the next one
+        after the frame that follows, so that keys are answered in between."""
+        self._prefetch_pending = False
+        if not self.is_attached or not self._items:
+            return
+        mounted = set(self._views)
+        wanted = self._wanted()
+        missing = wanted - mounted
+        if missing:
+            shown = self._wanted(margin=0)
+            nearest = min(missing, key=lambda p: min(abs(p - q) for q in shown))
+            wanted = (wanted & mounted) | {nearest}
+        if wanted != mounted:
             self._reconcile(wanted)
             self.call_after_refresh(self._settle)
 
@@ -414,10 +454,12 @@ class ConversationView(VerticalScroll):
         super().watch_scroll_y(old_value, new_value)
         if self._adjusting or not self._items:
             return
-        if new_value < old_value:
-            self._follow = False
-        elif new_value >= self.max_scroll_y:
+        if new_value >= self.max_scroll_y:
+            # At the end, including a position clamped there because measured messages came out
+            # shorter than estimated: that is not the user leaving the end.
             self._follow = True
+        elif new_value < old_value:
+            self._follow = False
         self._schedule_update()
 
     # Scrolling jumps rather than animates: an animation would move the window through every message

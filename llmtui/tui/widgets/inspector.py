@@ -113,6 +113,7 @@ class Inspector(Vertical):
         self.compared: Tokenization | None = None
         self.source_title = "prompt"
         self.scores: dict[int, TokenEvent] = {}  # surprise mode: token index -> its step, as they arrive
+        self._surprise_next = False  # the text being tokenized is to be shown in surprise mode
         self._line_starts: list[int] = [0]
         self._syncing = False
 
@@ -133,11 +134,12 @@ class Inspector(Vertical):
 
     # -- what to show -----------------------------------------------------------------------------------
 
-    def show_text(self, text: str, *, title: str, add_special_tokens: bool = True) -> None:
-        """Tokenize text off the UI thread and show it."""
+    def show_text(self, text: str, *, title: str, add_special_tokens: bool = True, surprise: bool = False) -> None:
+        """Tokenize text off the UI thread and show it (in surprise mode, with ``surprise``)."""
         if self.view is None:
             return
         self.source_title = title
+        self._surprise_next = surprise
         chips = self.chips  # read the widgets here: the worker thread touches none
         self._tokenize(self.view, text, add_special_tokens, chips.raw, chips.show_ids, chips.wrap_width())
 
@@ -190,7 +192,10 @@ class Inspector(Vertical):
         self.query_one("#inspect-source", TextArea).load_text(text)
         self._summary()
         self.query_one("#inspect-detail", Static).update("")
-        if self.chips.surprise:
+        wanted, self._surprise_next = self.chips.surprise or self._surprise_next, False
+        if wanted and not self.chips.surprise:
+            self.chips.surprise = True  # its watcher asks for the scores
+        elif wanted:
             self.post_message(self.ScoresWanted(tokenization))
 
     def add_scores(self, tokenization: Tokenization, events: list[TokenEvent]) -> None:
