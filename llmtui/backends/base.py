@@ -53,7 +53,9 @@ class Backend(ABC):
     """A model that writes replies."""
 
     info: EngineInfo
-    view: TokenizerView  # the model's tokenizer, for the inspector, the chips and token counts
+    # The model's tokenizer, for the inspector, the chips and token counts; None for a server whose model's
+    # tokenizer is not on this machine.
+    view: TokenizerView | None
     capabilities: Capabilities = Capabilities()
 
     def default_params(self, **overrides: Any) -> SamplingParams:

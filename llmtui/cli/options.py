@@ -16,6 +16,7 @@ from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
 if TYPE_CHECKING:
+    from llmtui.backends.http import Endpoint
     from llmtui.core.choices import ModelOptions
     from llmtui.store.settings import Settings
 
@@ -37,6 +38,42 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
             else f"{choice.about} (default {choice.default})",
         )
     add_trust_option(p)
+
+
+# The client's key for a server named by --url. Not the server's own LLMTUI_API_KEY: the workstation's engine
+# process inherits the environment, and would then ask its own client for a key.
+REMOTE_KEY_ENV = "LLMTUI_REMOTE_API_KEY"
+
+
+def add_remote_options(p: argparse.ArgumentParser) -> None:
+    """--url and --api-key: the verb talks to an OpenAI-compatible server instead of a local model."""
+    p.add_argument("--url", help="an OpenAI-compatible server (vLLM, SGLang, llama.cpp, ollama, llmtui serve)")
+    p.add_argument(
+        "--api-key",
+        help=f"the server's API key (prefer the environment variable {REMOTE_KEY_ENV}: a flag shows in ps)",
+    )
+    p.add_argument("--timeout", type=float, help="seconds a server may send nothing before a reply fails (600)")
+
+
+def remote_endpoint(args: argparse.Namespace) -> Endpoint | None:
+    """The server --url names, with its key (flag, else environment); None without --url. A plain http://
+    URL to another host gets a one-line warning."""
+    import os
+
+    from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
+
+    url = getattr(args, "url", None)
+    if not url:
+        return None
+    url = check_url(url)
+    warning = plain_text_warning(url)
+    if warning:
+        say("warning", warning)
+    timeout = getattr(args, "timeout", None) or READ_SECONDS
+    if timeout <= 0:
+        raise InvalidValue("--timeout must be more than 0 seconds")
+    key = getattr(args, "api_key", None) or os.environ.get(REMOTE_KEY_ENV) or None
+    return Endpoint(url, key=key, read_seconds=timeout)
 
 
 def add_trust_option(p: argparse.ArgumentParser) -> None:

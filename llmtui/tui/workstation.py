@@ -225,9 +225,14 @@ class Workstation(Screen[None]):
         info = backend.info
         self.params = backend.default_params(**self.settings.sampling.to_overrides())
         self.query_one("#progress", ProgressBar).display = False
-        self.chips.display_piece = view.display
-        self.sidebar.display_piece = view.display
+        self.chips.display_piece = view.display if view is not None else None
+        self.sidebar.display_piece = view.display if view is not None else None
         self.inspector.view = view
+        if view is None:
+            self.note(
+                f"The tokenizer of {info.model.name} is not on this machine: the chips show the server's text, "
+                "and the inspector and token counts are off."
+            )
         self.status.set(
             model=info.model.name,
             device=info.device,
@@ -619,6 +624,6 @@ class Workstation(Screen[None]):
         call = self.app.call_from_thread
         try:
             for divergence in rerun(backend, self.conversation, params):
-                call(self.note, divergence.describe(backend.view.display))
+                call(self.note, divergence.describe(backend.view.display if backend.view else str))
         except LlmtuiError as exc:
             call(self.notify, str(exc), severity="error", markup=False)
