@@ -382,7 +382,8 @@ def server_tokenize(backend: HttpBackend, model: str, text: str, *, add_special_
         answer = backend.request("POST", "/tokenize", vllm)
     except (InvalidValue, GenerationError):
         answer = None
-    if isinstance(answer, dict) and isinstance(answer.get("tokens"), list):
+    # vLLM's answer has a count; llama.cpp answers a request without "content" with no tokens at all.
+    if isinstance(answer, dict) and isinstance(answer.get("tokens"), list) and "count" in answer:
         ids = tuple(int(i) for i in answer["tokens"] if isinstance(i, int))
         strs = answer.get("token_strs")
         pieces = tuple(str(p) for p in strs) if isinstance(strs, list) and len(strs) == len(ids) else (None,) * len(ids)
