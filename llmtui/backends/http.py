@@ -46,6 +46,10 @@ class Endpoint:
     key: str | None = None
     read_seconds: float = READ_SECONDS
 
+    @property
+    def connect_seconds(self) -> float:
+        return min(CONNECT_SECONDS, self.read_seconds)
+
     def __repr__(self) -> str:  # a key must never reach a log or a traceback through a repr
         return f"Endpoint(url={self.url!r}, uds={self.uds!r}, key={'***' if self.key else None})"
 
@@ -71,7 +75,7 @@ class Endpoint:
         """An HTTP client for this endpoint. TLS certificates are verified (httpx's default, kept)."""
         transport = httpx.HTTPTransport(uds=self.uds) if self.uds else None
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-        timeout = httpx.Timeout(CONNECT_SECONDS, read=self.read_seconds)
+        timeout = httpx.Timeout(self.connect_seconds, read=self.read_seconds)
         return httpx.Client(base_url=self.url, transport=transport, headers=headers, timeout=timeout)
 
 
@@ -180,11 +184,15 @@ class HttpBackend(Backend):
         where = f"{self.what} at {self.endpoint.host}"
         text = self.endpoint.redact(str(exc))
         if isinstance(exc, httpx.ConnectTimeout):
-            return EngineUnavailable(f"{where} did not accept a connection within {CONNECT_SECONDS:.0f} s")
+            return EngineUnavailable(f"{where} did not accept a connection within {self.endpoint.connect_seconds:g} s")
         if isinstance(exc, httpx.ConnectError):
             lower = text.lower()
             if "name or service" in lower or "nodename" in lower or "getaddrinfo" in lower or "resolution" in lower:
                 return EngineUnavailable(f"cannot find the host of {where}: {first_line(Exception(text))}")
+            if "certificate" in lower:
+                return EngineUnavailable(
+                    f"the TLS certificate of {where} could not be verified: {first_line(Exception(text))}"
+                )
             if "refused" in lower:
                 return EngineUnavailable(f"{where} refused the connection: is it running, on that port?")
             return EngineUnavailable(f"cannot connect to {where}: {first_line(Exception(text))}")

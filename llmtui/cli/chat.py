@@ -42,11 +42,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     # Problems in settings.toml are shown inside the app, where they are not scrolled away.
     settings, problems = load_settings(args.config)
-    endpoint = remote_endpoint(args)
+    notices = [str(p) for p in problems]
+    endpoint = remote_endpoint(args, notices)
     options = model_options(args, settings, args.model)
     app = LlmtuiApp(
         settings=settings,
-        notices=[str(p) for p in problems],
+        notices=notices,
         options=options,
         config_path=args.config,
         start_backend=remote_starter(endpoint, args.model) if endpoint is not None else None,

@@ -55,9 +55,9 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, help="seconds a server may send nothing before a reply fails (600)")
 
 
-def remote_endpoint(args: argparse.Namespace) -> Endpoint | None:
+def remote_endpoint(args: argparse.Namespace, notices: list[str] | None = None) -> Endpoint | None:
     """The server --url names, with its key (flag, else environment); None without --url. A plain http://
-    URL to another host gets a one-line warning."""
+    URL to another host gets a one-line warning: on stderr, or added to ``notices`` (the workstation's)."""
     import os
 
     from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
@@ -67,7 +67,9 @@ def remote_endpoint(args: argparse.Namespace) -> Endpoint | None:
         return None
     url = check_url(url)
     warning = plain_text_warning(url)
-    if warning:
+    if warning and notices is not None:
+        notices.append(warning)
+    elif warning:
         say("warning", warning)
     timeout = getattr(args, "timeout", None) or READ_SECONDS
     if timeout <= 0:

@@ -132,6 +132,37 @@ def test_connection_refused_and_an_unknown_host_are_one_sentence():
         connect(Endpoint("http://no-such-host.invalid"))
 
 
+def test_tls_certificates_are_verified(tmp_path):
+    import shutil
+
+    import uvicorn
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    config = uvicorn.Config(_fake_app(), lifespan="off", log_config=None, ssl_certfile=str(cert), ssl_keyfile=str(key))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        with pytest.raises(EngineUnavailable, match="TLS certificate of the server at 127.0.0.1:.* could not be verified"):
+            connect(Endpoint(f"https://127.0.0.1:{sock.getsockname()[1]}"))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_plain_http_to_another_host_is_warned_of_loopback_is_not():
     assert plain_text_warning("http://gpu-box.example:8000") is not None
     assert "unencrypted" in plain_text_warning("http://10.0.0.7:8000")
@@ -277,3 +308,37 @@ def test_a_real_server_killed_mid_reply_ends_it_with_the_reason_and_keeps_its_to
     finally:
         server.kill()
         server.wait()
+
+
+# -- the command line --------------------------------------------------------------------------------------
+
+
+def llmtui(*args: str, key: str | None = KEY) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "LLMTUI_REMOTE_API_KEY"}
+    if key is not None:
+        env["LLMTUI_REMOTE_API_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "llmtui", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_verbs_with_a_url_and_a_key_that_appears_nowhere(tiny_served, tiny_local):
+    url = tiny_served.url
+    model = list_models(Endpoint(url, key=KEY))[0]["id"]
+    listed = llmtui("list", "--url", url)
+    assert listed.returncode == 0 and model in listed.stdout and "256" in listed.stdout
+    shown = llmtui("show", model, "--url", url)
+    assert shown.returncode == 0 and "context length  256" in shown.stdout and "vocabulary" in shown.stdout
+    cut = llmtui("tokenize", "Hello 龍", "--url", url, "--json")
+    assert json.loads(cut.stdout)["tokenizer"] == f"the tokenizer of {model} at {url.removeprefix('http://')}"
+    assert [t["token_id"] for t in json.loads(cut.stdout)["tokens"]] == tiny_local.view.tokenize("Hello 龍").ids
+    ran = llmtui("run", model, "Hi", "--url", url, "--max-new-tokens", "5", "--json")
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["token"] * 5 + ["stats"]
+    assert all(line["prob"] is not None for line in lines[:5])  # llmtui serve: every figure
+    for proc in (listed, shown, cut, ran):
+        assert KEY not in proc.stdout + proc.stderr
+    wrong = llmtui("run", model, "Hi", "--url", url, "--api-key", "sk-wrong-never-shown")
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.stderr
+    assert "401" in wrong.stderr and "sk-wrong-never-shown" not in wrong.stderr
+    plain = llmtui("list", "--url", "http://192.0.2.1:9", "--timeout", "1", key=None)  # TEST-NET: never answers
+    assert plain.returncode == 1 and "unencrypted" in plain.stderr and "Traceback" not in plain.stderr
