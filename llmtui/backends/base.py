@@ -57,6 +57,7 @@ class Backend(ABC):
     # tokenizer is not on this machine.
     view: TokenizerView | None
     capabilities: Capabilities = Capabilities()
+    server: str | None = None  # the URL of the server that writes the replies; None: an engine on this machine
 
     def default_params(self, **overrides: Any) -> SamplingParams:
         """The model's own sampling defaults (its generation_config), with the user's overrides on top."""

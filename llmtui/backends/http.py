@@ -146,6 +146,7 @@ class HttpBackend(Backend):
     def connect(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.http = endpoint.client()
+        self.server = None if endpoint.uds else endpoint.public_url
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One request that answers JSON; every failure becomes a one-sentence LlmtuiError."""

@@ -8,9 +8,6 @@ read by the real client over HTTP.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from llmtui.backends.http import Endpoint
 from llmtui.backends.openai import OpenAIBackend, connect, server_tokenize
 from llmtui.core.errors import LlmtuiError
 from llmtui.core.sampling import SamplingParams
+from tests.server.fake import serve_app
 
 RECORDED = Path(__file__).parent / "recorded"
 SERVERS = ("vllm", "sglang", "llamacpp", "ollama")
@@ -70,19 +68,8 @@ def _app():
 
 @pytest.fixture(scope="module")
 def url():
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(_app(), lifespan="off", log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(_app()) as served:
+        yield served
 
 
 @pytest.fixture(params=SERVERS)

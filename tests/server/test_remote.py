@@ -4,7 +4,6 @@ tiny Starlette app under uvicorn that answers as a broken or busy server would."
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -12,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -26,6 +24,7 @@ from llmtui.core.errors import EngineUnavailable, InvalidValue, LlmtuiError
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.wire import EXTENSION
 from tests.server.conftest import ThreadServer
+from tests.server.fake import CALLS, fake_app, serve_app
 
 KEY = "sk-remote-secret-4242"
 MESSAGES = [{"role": "user", "content": "你好 world"}]
@@ -135,32 +134,17 @@ def test_connection_refused_and_an_unknown_host_are_one_sentence():
 def test_tls_certificates_are_verified(tmp_path):
     import shutil
 
-    import uvicorn
-
     if shutil.which("openssl") is None:
         pytest.skip("no openssl to make a self-signed certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     make = ("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1")
-    subprocess.run(
-        [*make, "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4)
-    config = uvicorn.Config(_fake_app(), lifespan="off", log_config=None, ssl_certfile=str(cert), ssl_keyfile=str(key))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        with pytest.raises(EngineUnavailable, match=r"TLS certificate of the server at 127\.0\.0\.1:\d+ could not be"):
-            connect(Endpoint(f"https://127.0.0.1:{sock.getsockname()[1]}"))
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    subprocess.run([*make, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    unverified = r"TLS certificate of the server at 127\.0\.0\.1:\d+ could not be verified"
+    with (
+        serve_app(fake_app(), ssl_certfile=str(cert), ssl_keyfile=str(key)) as url,
+        pytest.raises(EngineUnavailable, match=unverified),
+    ):
+        connect(Endpoint(url))
 
 
 def test_plain_http_to_another_host_is_warned_of_loopback_is_not():
@@ -170,71 +154,10 @@ def test_plain_http_to_another_host_is_warned_of_loopback_is_not():
         assert plain_text_warning(quiet) is None
 
 
-# A server that answers as broken and busy ones do: each model id is one behaviour.
-CALLS: dict[str, int] = {}
-
-
-def _chunk(content: str | None, finish: str | None = None, logprobs=None) -> str:
-    choice = {"index": 0, "delta": {} if content is None else {"content": content}, "finish_reason": finish}
-    if logprobs is not None:
-        choice["logprobs"] = {"content": logprobs}
-    return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]}) + "\n\n"
-
-
-def _fake_app():
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, StreamingResponse
-    from starlette.routing import Route
-
-    behaviours = ("nolog", "stall", "garbage", "drop", "busy", "overloaded", "fail")
-
-    async def models(request):
-        return JSONResponse({"object": "list", "data": [{"id": b, "owned_by": "fake"} for b in behaviours]})
-
-    async def chat(request):
-        body = await request.json()
-        model = body["model"]
-        CALLS[model] = CALLS.get(model, 0) + 1
-        if model == "busy" and CALLS[model] == 1:
-            return JSONResponse({"error": {"message": "queue full"}}, 503, headers={"Retry-After": "0.3"})
-        if model == "overloaded":
-            return JSONResponse({"error": {"message": "overloaded"}}, 429, headers={"Retry-After": "3600"})
-        if model == "fail":
-            return JSONResponse({"object": "error", "message": "CUDA error: an illegal memory access"}, 500)
-
-        async def stream():
-            for word in ("Hello", " there", ","):
-                yield _chunk(word)
-            if model == "stall":
-                await asyncio.sleep(30)
-            if model == "garbage":
-                yield "data: {not json\n\n"
-            if model == "drop":
-                raise RuntimeError("the server process dies mid-reply")
-            yield _chunk(" friend", "stop")
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])])
-
-
 @pytest.fixture(scope="module")
 def fake_url():
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    config = uvicorn.Config(_fake_app(), lifespan="off", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(fake_app()) as url:
+        yield url
 
 
 def _reply(url: str, model: str, read_seconds: float = 5.0):

@@ -1,0 +1,46 @@
+"""The workstation as a client of a server at a URL (`llmtui chat --url`): a real uvicorn server on a real
+socket answering as one that sends no log probabilities does, driven with real keystrokes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmtui.backends.http import Endpoint
+from llmtui.cli.chat import remote_starter
+from llmtui.store.conversations import ConversationStore
+from llmtui.store.settings import Settings
+from llmtui.tui.app import LlmtuiApp
+from llmtui.tui.widgets.chips import NO_PROB
+from llmtui.tui.widgets.probabilities import step_figures
+from llmtui.tui.widgets.token_stream import TokenChips
+from tests.server.fake import fake_app, serve_app
+from tests.tui.conftest import wait_idle, wait_ready
+
+
+@pytest.fixture(scope="module")
+def url():
+    with serve_app(fake_app()) as served:
+        yield served
+
+
+async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who_wrote_it(url, private_dirs):
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(settings=Settings(), start_backend=remote_starter(Endpoint(url), "nolog"), store=store)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        assert app.backend.view is None and app.status.state == "ready"
+        await pilot.press(*"Hi", "enter")
+        await wait_idle(pilot)
+        version = app.conversation.turns[-1].version
+        assert version.content == "Hello there, friend" and not version.partial
+        assert (version.model, version.server) == ("nolog", url)  # who wrote the reply, on which server
+        chips = app.query_one(TokenChips)
+        assert [c.kind for c in chips.chips] == [NO_PROB] * 4  # neutral: no colour claims a probability
+        assert step_figures(version.events[0]) == "no probability: the server sent no log probabilities\n"
+        conversation_id = app.conversation.id
+    saved = json.loads((store.root / f"{conversation_id}.json").read_text())
+    assert saved["format"] == 2  # what format 1 cannot hold: a reply from a server, steps without figures
+    reread = store.load(conversation_id).turns[-1].version
+    assert reread.server == url and reread.events[0].prob is None and reread.events[0].token_id is None
