@@ -43,7 +43,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     # Problems in settings.toml are shown inside the app, where they are not scrolled away.
     settings, problems = load_settings(args.config)
     notices = [str(p) for p in problems]
-    endpoint = remote_endpoint(args, notices)
+    endpoint = remote_endpoint(args, notices, settings)
     options = model_options(args, settings, args.model)
     app = LlmtuiApp(
         settings=settings,

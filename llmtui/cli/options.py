@@ -53,16 +53,31 @@ def add_remote_options(p: argparse.ArgumentParser) -> None:
         help=f"the server's API key (prefer the environment variable {REMOTE_KEY_ENV}: a flag shows in ps)",
     )
     p.add_argument("--timeout", type=float, help="seconds a server may send nothing before a reply fails (600)")
+    p.add_argument("--server", metavar="NAME", help="a server named in the settings ([servers.NAME] url, key, model)")
 
 
-def remote_endpoint(args: argparse.Namespace, notices: list[str] | None = None) -> Endpoint | None:
-    """The server --url names, with its key (flag, else environment); None without --url. A plain http://
-    URL to another host gets a one-line warning: on stderr, or added to ``notices`` (the workstation's)."""
+def remote_endpoint(
+    args: argparse.Namespace, notices: list[str] | None = None, chosen: Settings | None = None
+) -> Endpoint | None:
+    """The server --url (or --server, from the settings) names, with its key: the flag, else the environment,
+    else the settings'; None without either. Where the model is not named, a named server's default model is
+    set on ``args.model``. A plain http:// URL to another host gets a one-line warning: on stderr, or added
+    to ``notices`` (the workstation's)."""
     import os
 
     from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
 
-    url = getattr(args, "url", None)
+    url, key = getattr(args, "url", None), None
+    name = getattr(args, "server", None)
+    if name:
+        chosen = chosen if chosen is not None else settings(args)
+        server = chosen.servers.get(name)
+        if server is None:
+            known = ", ".join(sorted(chosen.servers)) or "none"
+            raise InvalidValue(f"no server {name!r} in the settings ([servers.{name}] url = ...); named: {known}")
+        url, key = url or server.url, server.key
+        if getattr(args, "model", None) is None and server.model:
+            args.model = server.model
     if not url:
         return None
     url = check_url(url)
@@ -74,7 +89,7 @@ def remote_endpoint(args: argparse.Namespace, notices: list[str] | None = None) 
     timeout = getattr(args, "timeout", None) or READ_SECONDS
     if timeout <= 0:
         raise InvalidValue("--timeout must be more than 0 seconds")
-    key = getattr(args, "api_key", None) or os.environ.get(REMOTE_KEY_ENV) or None
+    key = getattr(args, "api_key", None) or os.environ.get(REMOTE_KEY_ENV) or key or None
     return Endpoint(url, key=key, read_seconds=timeout)
 
 

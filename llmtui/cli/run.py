@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     chosen = settings(args)
     overrides = {**chosen.sampling.to_overrides(), **_sampling_overrides(args)}
     SamplingParams(**overrides).validate()  # fail on a bad value before paying for the model load
-    endpoint = remote_endpoint(args)
+    endpoint = remote_endpoint(args, chosen=chosen)
     if endpoint is not None:
         from llmtui.backends.openai import connect
 

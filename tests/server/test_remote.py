@@ -265,3 +265,20 @@ def test_the_verbs_with_a_url_and_a_key_that_appears_nowhere(tiny_served, tiny_l
     assert "401" in wrong.stderr and "sk-wrong-never-shown" not in wrong.stderr
     plain = llmtui("list", "--url", "http://192.0.2.1:9", "--timeout", "1", key=None)  # TEST-NET: never answers
     assert plain.returncode == 1 and "unencrypted" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_a_server_named_in_the_settings(tiny_served, tmp_path):
+    model = list_models(Endpoint(tiny_served.url, key=KEY))[0]["id"]
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        f'[servers.box]\nurl = "{tiny_served.url}"\nkey = "{KEY}"\nmodel = "{model}"\n\n'
+        '[servers.bad]\nurl = "ftp://nowhere"\n'
+    )
+    ran = llmtui("--config", str(config), "tokenize", "Hello", "--server", "box", "--json", key=None)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["tokenizer"].startswith(f"the tokenizer of {model} at 127.0.0.1:")
+    assert "servers.bad.url must be an http:// or https:// URL" in ran.stderr and "line 7" in ran.stderr
+    shown = llmtui("--config", str(config), "config", "show", key=None)
+    assert tiny_served.url in shown.stdout and KEY not in shown.stdout + shown.stderr
+    missing = llmtui("--config", str(config), "list", "--server", "nope", key=None)
+    assert missing.returncode == 1 and "no server 'nope' in the settings" in missing.stderr
