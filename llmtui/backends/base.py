@@ -75,6 +75,11 @@ class Backend(ABC):
         """Start a reply. ``prefix``: reply tokens already accepted (not emitted again); ``force``: the token
         the first new step must take (branching from a candidate)."""
 
+    def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
+        """Why a reply with these accepted tokens cannot be continued or branched here (one sentence), or
+        None when it can. A server that cannot take token ids says so, rather than doing something else."""
+        return None
+
     def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
         """How likely the model finds each token of ``ids`` after the ones before it (core.score): one
         TokenEvent per token after the first. Backends without ``capabilities.scoring`` refuse."""

@@ -22,7 +22,7 @@ import codecs
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -176,23 +176,40 @@ class OpenAIBackend(HttpBackend):
     def _template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
         body = {"model": self.model_id, "messages": list(messages), "add_generation_prompt": True}
         answer = self.request("POST", "/tokenize", body)
-        ids = answer["tokens"]
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            raise InvalidValue("the server's /tokenize gave no token ids")
+        ids = answer.get("tokens") if isinstance(answer, dict) else None
+        # vLLM's answer (and llmtui serve's) counts; llama.cpp's, to a request without its "content", is empty.
+        if not isinstance(ids, list) or not ids or "count" not in answer or not all(isinstance(i, int) for i in ids):
+            raise InvalidValue("the server's /tokenize gave no token ids for the messages")
         self._fitted = tuple(messages)  # the last call is the one that fits
         return "", ids, True
+
+    def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
+        """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
+        where = f"{self.what} at {self.endpoint.host}"
+        if self.tokenizes is False:
+            return (
+                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, and its "
+                "/tokenize does not take chat messages (vLLM's does)"
+            )
+        if any(i is None for i in prefix):
+            return f"{where} cannot continue or branch this reply: it did not say which tokens it wrote (no ids)"
+        return None
 
     def generate(
         self, prompt: Prompt, params: SamplingParams, *, prefix: Sequence[int] = (), force: int | None = None
     ) -> Reply:
-        if prefix or force is not None:
-            raise InvalidValue(
-                f"{self.what} at {self.endpoint.host} cannot continue or branch a reply: that needs "
-                "completions over token ids, which llmtui does not yet send to this server"
-            )
         if not isinstance(prompt, RemotePrompt):
             raise InvalidValue("a prompt for another engine cannot be sent to this server")
-        return ChatReply(self, prompt, params.validate())
+        if not prefix and force is None:
+            return ChatReply(self, prompt, params.validate())
+        refusal = self.extend_refusal(prefix)
+        if refusal is None and not prompt.ids:  # a prompt the server's /tokenize gave no ids for
+            self.tokenizes = False
+            refusal = self.extend_refusal(prefix)
+        if refusal:
+            raise InvalidValue(refusal)
+        # The rendered prompt's ids, the reply's kept tokens and the forced one, through /v1/completions.
+        return CompletionReply(self, prompt, params.validate(), tuple(prefix), force)
 
 
 def _fields(prompt: Prompt) -> dict[str, Any]:
@@ -233,27 +250,34 @@ def entropy_lower_bound(probs: Sequence[float]) -> float:
     return seen + (rest * -math.log(least) if rest > 0 and least > 0 else 0.0)
 
 
-class ChatReply(StreamedReply):
-    """One reply from `/v1/chat/completions`, streamed, with the log probabilities the server sends."""
+class OpenAIReply(StreamedReply):
+    """A reply streamed from an OpenAI-compatible server, with the log probabilities it sends. Subclasses
+    say which endpoint, and where a chunk's choice carries its text and its log probabilities."""
 
-    path = "/v1/chat/completions"
     backend: OpenAIBackend
     prompt: RemotePrompt
 
-    def __init__(self, backend: OpenAIBackend, prompt: RemotePrompt, params: SamplingParams) -> None:
-        super().__init__(backend, prompt, params)
+    def __init__(
+        self,
+        backend: OpenAIBackend,
+        prompt: RemotePrompt,
+        params: SamplingParams,
+        prefix: tuple[int, ...] = (),
+        force: int | None = None,
+    ) -> None:
+        super().__init__(backend, prompt, params, prefix, force)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] = {}
 
-    def body(self) -> dict[str, Any]:
+    def sampling(self, max_tokens: int) -> dict[str, Any]:
+        """What every request carries: the model, streaming, and the sampling fields the server knows."""
         p = self.params
         body: dict[str, Any] = {
             "model": self.backend.model_id,
-            "messages": list(self.prompt.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "max_tokens": p.max_new_tokens,
+            "max_tokens": max_tokens,
             "temperature": p.temperature,
             "top_p": p.top_p,
         }
@@ -267,12 +291,21 @@ class ChatReply(StreamedReply):
             body["top_k"] = p.top_k
         if p.repetition_penalty != 1.0:
             body["repetition_penalty"] = p.repetition_penalty
-        if self.backend.logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = min(p.top_candidates, MAX_TOP_LOGPROBS)
-            if self.backend.owner == "vllm":
-                body["return_tokens_as_token_ids"] = True
+        if self.backend.logprobs and self.backend.owner == "vllm":
+            body["return_tokens_as_token_ids"] = True
         return body
+
+    @property
+    def top(self) -> int:
+        return min(self.params.top_candidates, MAX_TOP_LOGPROBS)
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        """The text a chunk's choice adds to the reply."""
+        raise NotImplementedError
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        """A choice's log probabilities, one entry per token, in chat completions' shape."""
+        raise NotImplementedError
 
     def take(self, chunk: dict[str, Any]) -> Iterable[TokenEvent]:
         usage = chunk.get("usage")
@@ -284,11 +317,10 @@ class ChatReply(StreamedReply):
         choice = choices[0]
         if choice.get("finish_reason"):
             self._finish_reason = str(choice["finish_reason"])
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
+        content = self.text_of(choice)
         if content is not None and not isinstance(content, str):
-            raise ValueError("delta.content that is not text")
-        entries = (choice.get("logprobs") or {}).get("content") or []
+            raise ValueError("a chunk whose text is not text")
+        entries = self.entries_of(choice)
         if not entries:
             # No log probabilities: the text streams, a step without figures (never invented ones).
             return (self._event(None, content),) if content else ()
@@ -315,7 +347,12 @@ class ChatReply(StreamedReply):
         )
         rank = None
         for i, t in enumerate(tops):
-            same = token_id(t) == chosen if chosen is not None else t.get("token") == entry.get("token")
+            # Without ids, the same text and log probability: the legacy format keys its top by text, so two
+            # tokens shown alike (a partial character) collapse into one entry, and then the rank is unknown.
+            if chosen is not None:
+                same = token_id(t) == chosen
+            else:
+                same = t.get("token") == entry.get("token") and t.get("logprob") == entry.get("logprob")
             if same:
                 rank = i
                 break
@@ -358,6 +395,79 @@ class ChatReply(StreamedReply):
         if not isinstance(prompt_tokens, int):
             prompt_tokens = len(self.prompt.ids)
         return ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+
+
+class ChatReply(OpenAIReply):
+    """A reply from `/v1/chat/completions`: the messages in, the text and log probabilities out."""
+
+    path = "/v1/chat/completions"
+
+    def body(self) -> dict[str, Any]:
+        body = {**self.sampling(self.params.max_new_tokens), "messages": list(self.prompt.messages)}
+        if self.backend.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.top
+        return body
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        return (choice.get("delta") or {}).get("content")
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        return list((choice.get("logprobs") or {}).get("content") or [])
+
+
+class CompletionReply(OpenAIReply):
+    """A reply continued or branched through `/v1/completions`: the prompt as token ids (the rendered
+    prompt's, the reply's kept tokens, the forced one), the legacy log probabilities out. The forced token
+    is the user's choice, not the server's: its step carries no probability of its own."""
+
+    path = "/v1/completions"
+
+    def body(self) -> dict[str, Any]:
+        forced = [] if self.force is None else [self.force]
+        body = {
+            **self.sampling(max(1, self.params.max_new_tokens - len(forced))),
+            "prompt": [*self.prompt.ids, *self.prefix, *forced],
+        }
+        if self.backend.logprobs:
+            body["logprobs"] = self.top
+        return body
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        if self.force is not None:
+            try:
+                event = self._forced(self.force)
+            except LlmtuiError:
+                self._finish("error")
+                raise
+            self.events.append(event)
+            yield event
+        yield from super().__iter__()
+
+    def _forced(self, token: int) -> TokenEvent:
+        view = self.backend.view
+        if view is not None and token < view.size:
+            text = self._decoder.decode(view.piece_bytes(token))
+        else:  # the server's own detokenizer (vLLM's /detokenize)
+            answer = self.backend.request("POST", "/detokenize", {"model": self.backend.model_id, "tokens": [token]})
+            text = str(answer.get("prompt", "")) if isinstance(answer, dict) else ""
+        return TokenEvent(len(self.prefix), token, text, None, None, None, None, (), time.perf_counter() - self.started)
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        return choice.get("text")
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        legacy = choice.get("logprobs") or {}
+        tokens = legacy.get("tokens") or []
+        logprobs = legacy.get("token_logprobs") or []
+        tops = legacy.get("top_logprobs") or [None] * len(tokens)
+        entries = []
+        for token, logprob, top in zip(tokens, logprobs, tops, strict=True):
+            ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
+            entries.append(
+                {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": x} for t, x in ranked]}
+            )
+        return entries
 
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:

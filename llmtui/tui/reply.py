@@ -134,6 +134,8 @@ class ReplyController:
         if not version.events:
             self.ws.notify("This reply has no recorded tokens to continue from.", severity="warning")
             return
+        if self._refused([e.token_id for e in version.events]):
+            return
         version.partial = True
         self._begin(index, prefix=version.token_ids, rebuild=None)
 
@@ -143,6 +145,8 @@ class ReplyController:
             return
         turn = self.ws.conversation.turns[index]
         kept = turn.version.events[:step]
+        if self._refused([e.token_id for e in kept]):
+            return
         self.ws.conversation.start_reply(*self._author(), at=index, branched_from=(turn.current, step))
         fresh = turn.version
         fresh.events = list(kept)
@@ -156,6 +160,14 @@ class ReplyController:
         self.ws.conversation.edit_user(index, text)
         index = self.ws.conversation.start_reply(*self._author())
         self._begin(index)
+
+    def _refused(self, prefix: list[int | None]) -> bool:
+        """Whether the engine cannot continue from ``prefix``; then it says why, and nothing starts."""
+        backend = self.ws.backend
+        why = backend.extend_refusal(prefix) if backend is not None else None
+        if why:
+            self.ws.notify(why, severity="warning", markup=False)
+        return bool(why)
 
     def _author(self) -> tuple[str, str | None]:
         """Who writes the next reply, as the conversation records it: the model (the spec as given, or the

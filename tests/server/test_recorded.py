@@ -47,9 +47,28 @@ def _app():
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    async def completions(request):
+        STATE["request"] = await request.json()
+
+        async def stream():
+            for chunk in STATE["fixture"]["completions"]:
+                yield f"data: {json.dumps(chunk)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def detokenize(request):
+        body = await request.json()
+        recorded = STATE["fixture"]["detokenize"]
+        assert body == recorded["request"]
+        return JSONResponse(recorded["response"])
+
     async def tokenize(request):
         recorded = STATE["fixture"]["tokenize"]
         body = await request.json()
+        chat = STATE["fixture"].get("tokenize_chat")
+        if chat is not None and "messages" in body:
+            return JSONResponse(chat["response"])
         if recorded is None:
             return JSONResponse({"error": {"message": "404 page not found"}}, 404)
         if set(body) >= set(recorded["request"]):
@@ -62,6 +81,8 @@ def _app():
         Route("/v1/models", models),
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/tokenize", tokenize, methods=["POST"]),
+        Route("/detokenize", detokenize, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
@@ -140,3 +161,30 @@ def test_the_servers_error_body_is_one_sentence(recorded, url):
         _reply(backend)
     assert fixture["error_says"] in str(caught.value) and "\n" not in str(caught.value)
     backend.close()
+
+
+def test_continue_and_branch_over_token_ids_or_the_reason_why_not(recorded):
+    _, fixture, backend = recorded
+    prompt = backend.render([{"role": "user", "content": "Hi"}])
+    if "expect_branch" not in fixture:
+        # No /tokenize that takes messages (llama.cpp's takes text, ollama has none; SGLang's recorded one
+        # takes a prompt): the key says so, nothing else starts.
+        why = backend.extend_refusal([1, 2])
+        assert why and "cannot continue or branch" in why and "/tokenize does not take chat messages" in why
+        with pytest.raises(LlmtuiError, match="cannot continue or branch"):
+            backend.generate(prompt, SamplingParams(), prefix=[1, 2], force=3)
+        return
+    expect = fixture["expect_branch"]
+    assert list(prompt.ids) == fixture["tokenize_chat"]["response"]["tokens"]  # vLLM's /tokenize with messages
+    assert backend.extend_refusal([9906, 111]) is None
+    assert "no ids" in backend.extend_refusal([9906, None])
+    reply = backend.generate(prompt, SamplingParams(max_new_tokens=3), prefix=[9906, 111], force=244)
+    events = list(reply)
+    assert [e.text for e in events] == expect["texts"]
+    assert [e.token_id for e in events] == expect["ids"] and [e.index for e in events] == [2, 3, 4]
+    assert [e.rank for e in events] == expect["ranks"]
+    assert events[0].prob is None  # the forced token is the user's choice, not the server's
+    sent = STATE["request"]
+    assert sent["prompt"] == expect["prompt"] and sent["logprobs"] == 10 and sent["max_tokens"] == 2
+    assert sent["return_tokens_as_token_ids"] is True
+    assert reply.stats.stop_reason == "max_tokens" and reply.stats.prompt_tokens == 9

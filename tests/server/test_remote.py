@@ -81,9 +81,24 @@ def test_the_generic_openai_path_gives_what_the_server_sends_and_nothing_made_up
         assert [c.prob for c in r.candidates] == pytest.approx([c.prob for c in lo.candidates[:5]], rel=1e-5)
         # The entropy from the top 5 is a lower bound of the true one, and marked as such.
         assert r.entropy_bound and r.entropy <= lo.entropy + 1e-6
-    assert backend.generate(prompt, params) is not None
-    with pytest.raises(InvalidValue, match="cannot continue or branch"):
-        backend.generate(prompt, params, prefix=[remote[0].token_id or 0])
+    # Without ids from the server, a reply cannot be continued: the key says so, nothing else starts.
+    assert "did not say which tokens it wrote" in backend.extend_refusal([e.token_id for e in remote])
+    with pytest.raises(InvalidValue, match="did not say which tokens it wrote"):
+        backend.generate(prompt, params, prefix=[e.token_id for e in remote])
+
+    # Branching through /v1/completions over token ids: the prompt's ids (the server's /tokenize), the
+    # kept tokens, the forced one; the same tokens and probabilities as the engine in-process.
+    kept = [e.token_id for e in local[:7]]
+    forced = local[7].candidates[3].token_id
+    branch_params = SamplingParams(max_new_tokens=12, top_candidates=5)
+    branch = list(backend.generate(prompt, branch_params, prefix=kept, force=forced))
+    local_prompt = tiny_local.render(MESSAGES, reserve=40)
+    expected = list(tiny_local.generate(local_prompt, branch_params, prefix=kept, force=forced))
+    assert branch[0].index == 7 and branch[0].token_id == forced and branch[0].prob is None  # the user's choice
+    assert "".join(e.text for e in branch) == "".join(e.text for e in expected)
+    assert [e.prob for e in branch[1:]] == pytest.approx([e.prob for e in expected[1:]], rel=1e-5)
+    # The legacy format keys the top by text: where tokens shown alike collapse, the rank is unknown, not guessed.
+    assert all(b.rank in (e.rank, None) for b, e in zip(branch[1:], expected[1:], strict=True))
     backend.close()
 
 

@@ -16,7 +16,8 @@ from llmtui.tui.widgets.chips import NO_PROB
 from llmtui.tui.widgets.probabilities import step_figures
 from llmtui.tui.widgets.token_stream import TokenChips
 from tests.server.fake import fake_app, serve_app
-from tests.tui.conftest import wait_idle, wait_ready
+from tests.tui.conftest import wait_for, wait_idle, wait_ready
+from tests.tui.test_replies import record_notices
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def url():
 async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who_wrote_it(url, private_dirs):
     store = ConversationStore(private_dirs / "data" / "conversations")
     app = LlmtuiApp(settings=Settings(), start_backend=remote_starter(Endpoint(url), "nolog"), store=store)
+    notices = record_notices(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
         assert app.backend.view is None and app.status.state == "ready"
@@ -39,6 +41,9 @@ async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who
         chips = app.query_one(TokenChips)
         assert [c.kind for c in chips.chips] == [NO_PROB] * 4  # neutral: no colour claims a probability
         assert step_figures(version.events[0]) == "no probability: the server sent no log probabilities\n"
+        await pilot.press("ctrl+o")  # continue: this server cannot, and the key says why; nothing starts
+        await wait_for(pilot, lambda: any("cannot continue or branch" in n for n in notices))
+        assert len(app.conversation.turns[-1].versions) == 1 and not app.workstation.replies.busy
         conversation_id = app.conversation.id
     saved = json.loads((store.root / f"{conversation_id}.json").read_text())
     assert saved["format"] == 2  # what format 1 cannot hold: a reply from a server, steps without figures
