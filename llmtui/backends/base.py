@@ -75,6 +75,10 @@ class Backend(ABC):
         """Start a reply. ``prefix``: reply tokens already accepted (not emitted again); ``force``: the token
         the first new step must take (branching from a candidate)."""
 
+    def inspector_view(self) -> TokenizerView | None:
+        """The tokenizer the inspector shows: ``view``, or another that cuts text the same way (a server's)."""
+        return self.view
+
     def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
         """Why a reply with these accepted tokens cannot be continued or branched here (one sentence), or
         None when it can. A server that cannot take token ids says so, rather than doing something else."""

@@ -34,7 +34,7 @@ from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo, ModelInfo
 from llmtui.core.prompt import Message, Prompt, fit
 from llmtui.core.sampling import SamplingParams
-from llmtui.core.tokens import TokenizerView
+from llmtui.core.tokens import BYTE_DECODER, Tokenization, TokenizerView
 from llmtui.core.wire import EXTENSION, MAX_TOP_LOGPROBS, MIN_LOGPROB
 
 # vLLM's return_tokens_as_token_ids names each token so.
@@ -170,8 +170,18 @@ class OpenAIBackend(HttpBackend):
                 self.tokenizes = False  # llama.cpp's /tokenize takes text only; OpenAI has none
             else:
                 self.tokenizes = True
-                return RemotePrompt(**_fields(prompt), messages=self._fitted)
+                text = self.detokenize(prompt.ids)
+                return RemotePrompt(**{**_fields(prompt), "text": text}, messages=self._fitted)
         return RemotePrompt("", (), True, 0, self.info.context_length, messages=tuple(messages))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` by the server's /detokenize (vLLM's), for the inspector; "" where it has none."""
+        try:
+            answer = self.request("POST", "/detokenize", {"model": self.model_id, "tokens": list(ids)})
+        except LlmtuiError:
+            return ""
+        text = answer.get("prompt") if isinstance(answer, dict) else None
+        return text if isinstance(text, str) else ""
 
     def _template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
         body = {"model": self.model_id, "messages": list(messages), "add_generation_prompt": True}
@@ -182,6 +192,10 @@ class OpenAIBackend(HttpBackend):
             raise InvalidValue("the server's /tokenize gave no token ids for the messages")
         self._fitted = tuple(messages)  # the last call is the one that fits
         return "", ids, True
+
+    def inspector_view(self) -> TokenizerView | None:
+        """The model's tokenizer when it is here; else the server's own, through its /tokenize."""
+        return self.view or ServerTokenizerView(self, self.model_id)
 
     def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
         """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
@@ -449,8 +463,7 @@ class CompletionReply(OpenAIReply):
         if view is not None and token < view.size:
             text = self._decoder.decode(view.piece_bytes(token))
         else:  # the server's own detokenizer (vLLM's /detokenize)
-            answer = self.backend.request("POST", "/detokenize", {"model": self.backend.model_id, "tokens": [token]})
-            text = str(answer.get("prompt", "")) if isinstance(answer, dict) else ""
+            text = self.backend.detokenize([token])
         return TokenEvent(len(self.prefix), token, text, None, None, None, None, (), time.perf_counter() - self.started)
 
     def text_of(self, choice: dict[str, Any]) -> str | None:
@@ -517,3 +530,59 @@ def server_tokenize(backend: HttpBackend, model: str, text: str, *, add_special_
             ids_out.append(int(t))
             pieces_out.append(None)
     return ServerTokens(tuple(ids_out), tuple(pieces_out), whose)
+
+
+class _Pieces(dict[int, str]):
+    """The pieces of the tokens the server has shown so far; "" for one it has not."""
+
+    def __missing__(self, token_id: int) -> str:
+        return ""
+
+
+class ServerTokenizerView(TokenizerView):
+    """A server's tokenizer, seen through its `/tokenize` (vLLM's token strings, llama.cpp's pieces): what
+    the inspector shows when the model's tokenizer is not on this machine. It knows the pieces of the tokens
+    it has seen; searching the vocabulary and decoding ids need the tokenizer here."""
+
+    def __init__(self, backend: HttpBackend, model: str) -> None:
+        self.server = backend
+        self.model = model
+        self.name = f"the tokenizer of {model} at {backend.endpoint.host}"
+        self.family = self.name  # what the inspector's summary says of the tokenizer it shows
+        self.size = 0
+        self.special_ids = frozenset()
+        self.added_ids = frozenset()
+        self.pieces = _Pieces()  # type: ignore[assignment]
+        self._bytes: dict[int, bytes] = {}
+        self._display: dict[int, str] = {}
+        self._whole: dict[int, bool] = {}
+
+    def _piece_bytes(self, piece: str, token_id: int) -> bytes:
+        if piece and all(c in BYTE_DECODER for c in piece):  # vLLM's token strings are raw byte-level pieces
+            return bytes(BYTE_DECODER[c] for c in piece)
+        return piece.replace("▁", " ").encode("utf-8", errors="surrogatepass")
+
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> Tokenization:
+        found = server_tokenize(self.server, self.model, text, add_special_tokens=add_special_tokens)
+        for token, piece in zip(found.ids, found.pieces, strict=True):
+            if piece is not None and token not in self.pieces:
+                self.pieces[token] = piece
+        offsets: list[tuple[int, int]] = []
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pos, pending = 0, []
+        for i, token in enumerate(found.ids):  # each token's span in the text, a split character shared
+            chunk = decoder.decode(self.piece_bytes(token))
+            pending.append(i)
+            offsets.append((pos, pos))
+            if chunk:
+                for j in pending:
+                    offsets[j] = (pos, min(len(text), pos + len(chunk)))
+                pos += len(chunk)
+                pending = []
+        return Tokenization(self, text, list(found.ids), offsets)
+
+    def from_ids(self, ids: Sequence[int]) -> Tokenization:
+        raise InvalidValue(f"decoding ids needs the model's tokenizer on this machine; this is {self.name}")
+
+    def search(self, query: str, *, regex: bool = False, limit: int = 1000) -> tuple[list[int], int]:
+        raise InvalidValue(f"searching the vocabulary needs the model's tokenizer on this machine; this is {self.name}")

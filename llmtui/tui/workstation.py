@@ -227,11 +227,12 @@ class Workstation(Screen[None]):
         self.query_one("#progress", ProgressBar).display = False
         self.chips.display_piece = view.display if view is not None else None
         self.sidebar.display_piece = view.display if view is not None else None
-        self.inspector.view = view
+        self.inspector.view = backend.inspector_view()
         if view is None:
+            shown = self.inspector.view.name if self.inspector.view is not None else "no tokenizer"
             self.note(
                 f"The tokenizer of {info.model.name} is not on this machine: the chips show the server's text, "
-                "and the inspector and token counts are off."
+                f"token counts are off, and the inspector shows {shown}."
             )
         self.status.set(
             model=info.model.name,

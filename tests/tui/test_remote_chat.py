@@ -49,3 +49,38 @@ async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who
     assert saved["format"] == 2  # what format 1 cannot hold: a reply from a server, steps without figures
     reread = store.load(conversation_id).turns[-1].version
     assert reread.server == url and reread.events[0].prob is None and reread.events[0].token_id is None
+
+
+async def test_the_inspector_shows_the_servers_tokenizer_and_says_whose(tiny_model_dir):
+    from llmtui.backends.local import LocalBackend
+    from llmtui.backends.openai import OpenAIBackend, ServerTokenizerView, list_models
+    from llmtui.core.choices import ModelOptions
+    from llmtui.core.wire import EXTENSION
+    from tests.server.conftest import ThreadServer
+
+    local = LocalBackend.load(ModelOptions(str(tiny_model_dir), device="cpu"))
+    served = ThreadServer(local, api_key=None)
+    try:
+        endpoint = Endpoint(served.url)
+        entry = {k: v for k, v in list_models(endpoint)[0].items() if k != EXTENSION}
+
+        def start(options, progress):  # the server as any other: its model's tokenizer is not on this machine
+            backend = OpenAIBackend(endpoint, {**entry, "id": "elsewhere/tiny"})
+            backend.model_id = entry["id"]
+            return backend
+
+        app = LlmtuiApp(settings=Settings(system_prompt="Be brief. 龍"), start_backend=start)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_ready(pilot)
+            inspector = app.workstation.inspector
+            assert isinstance(inspector.view, ServerTokenizerView)
+            await wait_for(pilot, lambda: inspector.tokenization is not None)
+            shown = inspector.tokenization
+            expected = local.render([{"role": "system", "content": "Be brief. 龍"}])
+            assert shown.text == expected.text  # the prompt, as the server renders it (its /detokenize)
+            assert shown.ids == local.view.tokenize(expected.text, add_special_tokens=False).ids
+            assert [t.display for t in shown] == [t.display for t in local.view.tokenize(expected.text)][: len(shown)]
+            summary = str(inspector.query_one("#inspect-summary").render())
+            assert f"the tokenizer of {entry['id']} at 127.0.0.1:" in summary
+    finally:
+        served.close()
