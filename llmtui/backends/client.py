@@ -14,6 +14,7 @@ from typing import Any
 
 from llmtui.backends.base import Reply
 from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply
+from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
@@ -57,6 +58,10 @@ class ClientBackend(HttpBackend):
             if not self.endpoint.uds:  # a server on another host: its model's files may not be here
                 return None
             raise
+
+    def inspector_view(self) -> TokenizerView | None:
+        """The model's tokenizer when its files are here; else the server's own, through its /tokenize."""
+        return self.view or ServerTokenizerView(self, self.model_id)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
         return fit(messages, reserve, self.info.context_length, self._template)

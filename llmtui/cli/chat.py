@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmtui.cli.options import MODEL_SPEC_HELP, add_model_options, add_remote_options, model_options, remote_endpoint
-
-if TYPE_CHECKING:
-    from llmtui.backends.base import Progress, StartBackend
-    from llmtui.backends.http import Endpoint
-    from llmtui.core.choices import ModelOptions
 
 
 def add_parser(sub: Any) -> None:
@@ -22,21 +17,10 @@ def add_parser(sub: Any) -> None:
     chat.set_defaults(func=cmd_chat)
 
 
-def remote_starter(endpoint: Endpoint, model: str | None) -> StartBackend:
-    """How the workstation starts (and restarts) its backend when it is a client of a server: it connects,
-    for ``model`` (the one the server serves when None)."""
-
-    def start(options: ModelOptions, progress: Progress) -> Any:
-        from llmtui.backends.openai import connect
-
-        progress(0.0, f"connecting to {endpoint.host}")
-        return connect(endpoint, model)
-
-    return start
-
-
 def cmd_chat(args: argparse.Namespace) -> int:
     """Run the workstation until the user quits; its return code is ours."""
+    from llmtui.backends.openai import starter
+    from llmtui.backends.process import start_engine_process
     from llmtui.store.settings import load_settings
     from llmtui.tui.app import LlmtuiApp
 
@@ -50,7 +34,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         notices=notices,
         options=options,
         config_path=args.config,
-        start_backend=remote_starter(endpoint, args.model) if endpoint is not None else None,
+        start_backend=starter(endpoint, args.model) if endpoint is not None else None,
+        local_backend=start_engine_process,
     )
     app.run()
     return app.return_code or 0

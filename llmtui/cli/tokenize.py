@@ -79,7 +79,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 def _tokenize_remote(args: argparse.Namespace, endpoint: object, text: str) -> int:
     """Tokenize with a server's own tokenizer (its /tokenize), and say whose tokenizer that is."""
-    from llmtui.backends.openai import connect, server_tokenize
+    from llmtui.backends.openai import connect
+    from llmtui.backends.served_tokenizer import server_tokenize
 
     if args.ids or args.compare:
         raise InvalidValue("--ids and --compare work on local tokenizers; with --url, tokenize text")

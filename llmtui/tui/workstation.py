@@ -268,9 +268,24 @@ class Workstation(Screen[None]):
             self.start_engine(self.options)
 
     def switch_model(self, spec: str) -> None:
-        """Load another model; the conversation stays as it is."""
+        """Load another model on this machine; the conversation stays as it is."""
         if self.replies.can_act(needs_model=False):
+            self.llmtui.start_backend = self.llmtui.local_backend
             self.start_engine(replace(self.options, model=spec))
+
+    def connect_server(self, name: str) -> None:
+        """Use a server named in the settings ([servers.NAME]); the conversation stays as it is."""
+        from llmtui.backends.http import Endpoint, check_url, plain_text_warning
+        from llmtui.backends.openai import starter
+
+        server = self.settings.servers.get(name)
+        if server is None or not self.replies.can_act(needs_model=False):
+            return
+        warning = plain_text_warning(server.url)
+        if warning:
+            self.notify(warning, severity="warning", markup=False)
+        self.llmtui.start_backend = starter(Endpoint(check_url(server.url), key=server.key), server.model)
+        self.start_engine(replace(self.options, model=server.model or name))
 
     # -- the composer -----------------------------------------------------------------------------------
 

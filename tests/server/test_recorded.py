@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from llmtui.backends.http import Endpoint
-from llmtui.backends.openai import OpenAIBackend, connect, server_tokenize
+from llmtui.backends.openai import OpenAIBackend, connect
+from llmtui.backends.served_tokenizer import server_tokenize
 from llmtui.core.errors import LlmtuiError
 from llmtui.core.sampling import SamplingParams
 from tests.server.fake import serve_app

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from llmtui.backends.http import Endpoint
-from llmtui.cli.chat import remote_starter
+from llmtui.backends.openai import starter
 from llmtui.store.conversations import ConversationStore
 from llmtui.store.settings import Settings
 from llmtui.tui.app import LlmtuiApp
@@ -28,7 +28,7 @@ def url():
 
 async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who_wrote_it(url, private_dirs):
     store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(settings=Settings(), start_backend=remote_starter(Endpoint(url), "nolog"), store=store)
+    app = LlmtuiApp(settings=Settings(), start_backend=starter(Endpoint(url), "nolog"), store=store)
     notices = record_notices(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
@@ -53,7 +53,8 @@ async def test_a_server_without_probabilities_neutral_chips_one_line_why_and_who
 
 async def test_the_inspector_shows_the_servers_tokenizer_and_says_whose(tiny_model_dir):
     from llmtui.backends.local import LocalBackend
-    from llmtui.backends.openai import OpenAIBackend, ServerTokenizerView, list_models
+    from llmtui.backends.openai import OpenAIBackend, list_models
+    from llmtui.backends.served_tokenizer import ServerTokenizerView
     from llmtui.core.choices import ModelOptions
     from llmtui.core.wire import EXTENSION
     from tests.server.conftest import ThreadServer
@@ -84,3 +85,19 @@ async def test_the_inspector_shows_the_servers_tokenizer_and_says_whose(tiny_mod
             assert f"the tokenizer of {entry['id']} at 127.0.0.1:" in summary
     finally:
         served.close()
+
+
+async def test_switching_between_the_local_engine_and_a_named_server(url, tiny_model_dir):
+    from llmtui.backends.local import LocalBackend
+    from llmtui.backends.openai import OpenAIBackend
+
+    settings = Settings().with_value("servers.fake.url", url).with_value("servers.fake.model", "nolog")
+    app = LlmtuiApp(settings=settings, model=str(tiny_model_dir), start_backend=LocalBackend.load)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_ready(pilot)
+        assert isinstance(app.backend, LocalBackend)
+        app.workstation.connect_server("fake")  # the palette's "Connect to server: fake"
+        await wait_for(pilot, lambda: isinstance(app.backend, OpenAIBackend))
+        assert app.status.state == "ready" and app.backend.model_id == "nolog"
+        app.workstation.switch_model(str(tiny_model_dir))  # back to the engine on this machine
+        await wait_for(pilot, lambda: isinstance(app.backend, LocalBackend))
