@@ -145,6 +145,12 @@ def run(args: argparse.Namespace) -> list[Figure]:
     extra: dict[str, Any] = {"tokens": len(reference), "same_greedy_tokens": same, "repeat": repeat}
     extra["all_runs"] = {name: [(round(t, 4), round(r, 2)) for _, t, r in rs] for name, rs in runs.items()}
     within_5_percent = Target("≤ 1.05", lambda f: f.ratio <= 1.05)
+
+    def decoded(name: str, kind: str) -> Figure:
+        rate, baseline = best[kind][1], best["in_process"][1]
+        target = ratio_at_least(0.95)
+        return Figure(name, rate, "tok/s", "the same engine in-process", baseline, target=target, extra=extra)
+
     return [
         Figure(
             f"decode streamed through llmtui serve (chat completions SSE, greedy, {len(reference)} tokens)",
@@ -155,32 +161,11 @@ def run(args: argparse.Namespace) -> list[Figure]:
             target=ratio_at_least(0.95),
             extra=extra,
         ),
-        Figure(
-            "decode through the workstation's client (completions over token ids)",
-            best["workstation"][1],
-            "tok/s",
-            "the same engine in-process",
-            best["in_process"][1],
-            target=ratio_at_least(0.95),
-            extra=extra,
-        ),
-        Figure(
-            "decode through the remote client of llmtui serve at a URL (TCP, full fidelity)",
-            best["remote"][1],
-            "tok/s",
-            "the same engine in-process",
-            best["in_process"][1],
-            target=ratio_at_least(0.95),
-            extra=extra,
-        ),
-        Figure(
+        decoded("decode through the workstation's client (completions over token ids)", "workstation"),
+        decoded("decode through the remote client of llmtui serve at a URL (TCP, full fidelity)", "remote"),
+        decoded(
             "decode through the client of any OpenAI-compatible server (chat completions, top_logprobs 10)",
-            best["generic"][1],
-            "tok/s",
-            "the same engine in-process",
-            best["in_process"][1],
-            target=ratio_at_least(0.95),
-            extra=extra,
+            "generic",
         ),
         Figure(
             "time to first token through llmtui serve",

@@ -240,6 +240,10 @@ class StreamedReply:
         """The events one parsed chunk carries (and, from the last one, ``self.stats``)."""
         raise NotImplementedError
 
+    def ask_again(self, response: httpx.Response) -> bool:
+        """Whether a refused request is worth sending again changed (the next ``body()``), before any token."""
+        return False
+
     def ended(self) -> ReplyStats | None:
         """The stats once the stream has ended with [DONE]; None when it ended before the server's last word."""
         return self.stats
@@ -261,6 +265,8 @@ class StreamedReply:
                     status = source.response.status_code
                     if status >= 400:
                         source.response.read()
+                        if attempt < RETRIES and self.ask_again(source.response):
+                            continue
                         wait = retry_after(source.response) if status in (429, 503) else None
                         if wait is not None and wait <= MAX_RETRY_WAIT and attempt < RETRIES:
                             self._response = None

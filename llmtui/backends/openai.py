@@ -26,9 +26,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
+
 from llmtui.backends.base import Capabilities, Progress, Reply, StartBackend
 from llmtui.backends.client import ClientBackend
-from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply
+from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply, error_message
 from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError
@@ -140,7 +142,7 @@ class OpenAIBackend(HttpBackend):
         self.what = f"the server ({self.owner})" if self.owner else "the server"
         self.view = local_view(self.model_id)
         self.tokenizes: bool | None = None  # whether POST /tokenize takes messages (vLLM, llmtui serve)
-        self.logprobs = True  # cleared when the server refuses the field
+        self.logprobs = True  # cleared when the server refuses the field (ChatReply.ask_again)
         self._fitted: tuple[Message, ...] = ()
         context = context_length(entry)
         model = ModelInfo(
@@ -168,7 +170,8 @@ class OpenAIBackend(HttpBackend):
             context_length=context,
             defaults=SamplingParams(),
         )
-        self.capabilities = Capabilities(branching=False, scoring=False, lens=False)
+        # Branching is the server's to allow: extend_refusal says, per reply, why not where it cannot.
+        self.capabilities = Capabilities(scoring=False, lens=False)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
         """The messages, with the prompt's ids from the server's `/tokenize` where it takes messages (vLLM,
@@ -324,6 +327,15 @@ class OpenAIReply(StreamedReply):
         if self.backend.logprobs and self.backend.owner == "vllm":
             body["return_tokens_as_token_ids"] = True
         return body
+
+    def ask_again(self, response: httpx.Response) -> bool:
+        # A server that refuses log probabilities (a hosted API's model without them, a capped
+        # --max-logprobs) still writes the reply: ask without them; its steps then carry none.
+        said = error_message(response).lower()
+        if response.status_code == 400 and "logprob" in said and self.backend.logprobs:
+            self.backend.logprobs = False
+            return True
+        return False
 
     @property
     def top(self) -> int:

@@ -51,7 +51,7 @@ def fake_app():
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    behaviours = ("nolog", "stall", "garbage", "drop", "busy", "overloaded", "fail")
+    behaviours = ("nolog", "stall", "garbage", "drop", "busy", "overloaded", "fail", "refuses-logprobs")
 
     async def models(request):
         return JSONResponse({"object": "list", "data": [{"id": b, "owned_by": "fake"} for b in behaviours]})
@@ -64,6 +64,8 @@ def fake_app():
             return JSONResponse({"error": {"message": "queue full"}}, 503, headers={"Retry-After": "0.3"})
         if model == "overloaded":
             return JSONResponse({"error": {"message": "overloaded"}}, 429, headers={"Retry-After": "3600"})
+        if model == "refuses-logprobs" and "logprobs" in body:
+            return JSONResponse({"error": {"message": "logprobs are not supported with this model"}}, 400)
         if model == "fail":
             return JSONResponse({"object": "error", "message": "CUDA error: an illegal memory access"}, 500)
 

@@ -189,6 +189,12 @@ def test_a_server_without_log_probabilities_streams_text_and_no_made_up_numbers(
     assert reply.stats.stop_reason == "eos"
 
 
+def test_a_server_that_refuses_log_probabilities_is_asked_again_without(fake_url):
+    reply = _reply(fake_url, "refuses-logprobs")
+    assert "".join(e.text for e in reply) == "Hello there, friend"
+    assert all(e.prob is None for e in reply.events) and CALLS["refuses-logprobs"] == 2
+
+
 @pytest.mark.parametrize(
     ("model", "says"),
     [
