@@ -101,10 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not args.json:
         out("\n")
     if args.verbose and stats is not None:
+        engine = f"{backend.info.forward} forward pass, {backend.info.weights} weights"
+        if backend.server:
+            engine = f"served by {backend.server}"
         print(
             f"prompt tokens {stats.prompt_tokens} · new tokens {stats.new_tokens} · ttft {stats.ttft_s:.3f} s · "
             f"{stats.tokens_per_second:.1f} tokens/s · stop: {stats.stop_reason} · "
-            f"{backend.info.forward} forward pass, {backend.info.weights} weights",
+            f"{engine}",
             file=sys.stderr,
         )
     return 0
