@@ -17,6 +17,7 @@ from llmtui.backends.openai import OpenAIBackend, connect
 from llmtui.backends.served_tokenizer import server_tokenize
 from llmtui.core.errors import LlmtuiError
 from llmtui.core.sampling import SamplingParams
+from llmtui.tui.widgets.probabilities import step_figures
 from tests.server.fake import serve_app
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -124,6 +125,8 @@ def test_a_streamed_reply_with_log_probabilities(recorded):
     else:
         assert events[0].prob == pytest.approx(expect["probs0"], abs=1e-4)
         assert all(e.sampled_prob is None and e.entropy_bound for e in events)
+        said = step_figures(events[0])  # the sidebar labels what the server's figures are
+        assert "the server's logprob: raw or processed" in said and "entropy ≥" in said
     assert reply.stats.stop_reason == expect["stop"]
     assert reply.stats.prompt_tokens == expect["prompt_tokens"]
     sent = STATE["request"]

@@ -30,15 +30,18 @@ def step_figures(event: TokenEvent) -> str:
     """A step's probabilities in words, saying what the server did not send and what is only a bound."""
     if event.prob is None:
         return "no probability: the server sent no log probabilities\n"
-    sampled = "unknown" if event.sampled_prob is None else f"{event.sampled_prob:.3f}"
-    rank = f"beyond the top {len(event.candidates)}" if event.rank is None else str(event.rank)
+    if event.sampled_prob is None:  # a server's logprob: raw or processed as the server is set, never both
+        chosen = f"p {event.prob:.3f} (the server's logprob: raw or processed, as it is set) · sampled p unknown"
+    else:
+        chosen = f"raw p {event.prob:.3f} · sampled p {event.sampled_prob:.3f}"
+    rank = str(event.rank) if event.rank is not None else f"unknown (not among the {len(event.candidates)} sent)"
     if event.entropy is None:
         entropy = "entropy unknown"
     elif event.entropy_bound:
         entropy = f"entropy ≥ {event.entropy:.2f} nats (from the top {len(event.candidates)})"
     else:
         entropy = f"entropy {event.entropy:.2f} nats"
-    return f"raw p {event.prob:.3f} · sampled p {sampled}\nrank {rank} · {entropy}"
+    return f"{chosen}\nrank {rank} · {entropy}"
 
 
 class CandidateList(OptionList):
