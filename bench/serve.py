@@ -53,7 +53,10 @@ def _tcp_server(options: Any) -> tuple[subprocess.Popen[bytes], str]:
     port = sock.getsockname()[1]
     sock.close()
     command = [sys.executable, "-m", "llmtui", "serve", *options.to_args(), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --watch-stdin: the server ends with this process, however this one ends (a timeout, ctrl+c).
+    process = subprocess.Popen(
+        [*command, "--watch-stdin"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -75,8 +78,9 @@ def run(args: argparse.Namespace) -> list[Figure]:
     from llmtui.backends.process import start_engine_process
     from llmtui.core.choices import ModelOptions
 
-    n = 16 if args.quick else 128
-    repeat = 1 if args.quick else 3
+    # A shorter run than the default (`tokens`, `repeat` on args) is for a machine others load too.
+    n = getattr(args, "tokens", None) or (16 if args.quick else 128)
+    repeat = getattr(args, "repeat", None) or (1 if args.quick else 3)
     options = ModelOptions(args.model, device=args.device, dtype=args.dtype).validate()
     server = start_engine_process(options, lambda fraction, what: None)
     tcp, url = _tcp_server(options)

@@ -143,6 +143,11 @@ class HttpBackend(Backend):
     http: httpx.Client
     what = "the server"  # how messages name it
 
+    @property
+    def where(self) -> str:
+        """The server as messages name it: "the server at gpu-box:8000"; the engine process by its name only."""
+        return self.what if self.endpoint.uds else f"{self.what} at {self.endpoint.host}"
+
     def connect(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.http = endpoint.client()
@@ -159,14 +164,14 @@ class HttpBackend(Backend):
         try:
             return response.json()
         except ValueError:
-            where = f"{self.what} at {self.endpoint.host}"
+            where = self.where
             raise GenerationError(f"{where} answered {path} with what is not JSON") from None
 
     def refused(self, response: httpx.Response) -> LlmtuiError:
         """What an error status means, in one sentence naming the server (never the key)."""
         code = response.status_code
         said = self.endpoint.redact(error_message(response))
-        where = f"{self.what} at {self.endpoint.host}"
+        where = self.where
         if code in (401, 403):
             hint = "the API key is missing or wrong (--api-key, or LLMTUI_API_KEY)"
             return InvalidValue(f"{where} refused the request ({code}: {said}): {hint}")
@@ -182,7 +187,7 @@ class HttpBackend(Backend):
 
     def unavailable(self, exc: BaseException) -> LlmtuiError:
         """What to tell the user when the server cannot be reached or stops answering."""
-        where = f"{self.what} at {self.endpoint.host}"
+        where = self.where
         text = self.endpoint.redact(str(exc))
         if isinstance(exc, httpx.ConnectTimeout):
             return EngineUnavailable(f"{where} did not accept a connection within {self.endpoint.connect_seconds:g} s")
@@ -282,9 +287,7 @@ class StreamedReply:
             self._finish("error")
             if isinstance(exc, httpx.HTTPError):
                 raise backend.unavailable(exc) from None
-            raise GenerationError(
-                f"{backend.what} at {backend.endpoint.host} sent a reply llmtui cannot read ({type(exc).__name__})"
-            ) from None
+            raise GenerationError(f"{backend.where} sent a reply llmtui cannot read ({type(exc).__name__})") from None
         except LlmtuiError:
             self._finish("error")
             raise
@@ -294,9 +297,7 @@ class StreamedReply:
         if stats is None:  # the stream closed before the server's last chunk
             if not self._stopped.is_set():
                 self._finish("error")
-                raise EngineUnavailable(
-                    f"{backend.what} at {backend.endpoint.host} ended the stream before the reply was complete"
-                )
+                raise EngineUnavailable(f"{backend.where} ended the stream before the reply was complete")
             return self._finish("stopped")
         self.stats = stats
 
@@ -311,7 +312,7 @@ class StreamedReply:
                 error = chunk["error"]
                 said = error.get("message", error) if isinstance(error, dict) else error
                 raise GenerationError(
-                    f"{self.backend.what} at {self.backend.endpoint.host} failed mid-reply: "
+                    f"{self.backend.where} failed mid-reply: "
                     f"{self.backend.endpoint.redact(first_line(Exception(str(said))))}"
                 )
             for event in self.take(chunk):

@@ -218,7 +218,7 @@ class OpenAIBackend(HttpBackend):
 
     def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
         """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
-        where = f"{self.what} at {self.endpoint.host}"
+        where = self.where
         if self.tokenizes is False:
             return (
                 f"{where} cannot continue or branch a reply: that sends the prompt as token ids, and its "
