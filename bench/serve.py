@@ -5,6 +5,11 @@ clients read it, each against the engine decoding here in-process as `llmtui run
 and the same greedy tokens, with the same warm-up and repetitions, interleaved:
 - a standard client: SSE from `/v1/chat/completions` (httpx + httpx-sse), as any OpenAI client reads it;
 - llmtui's own client (`ClientBackend`, what the workstation uses): `/v1/completions` over token ids.
+A second `llmtui serve` of the same model listens on a loopback TCP port, as a server at a URL does
+(`llmtui chat --url`), read by two more clients:
+- the remote client of llmtui serve (`connect()` finds llmtui's extension: `ClientBackend` over TCP);
+- the client of any other OpenAI-compatible server (`OpenAIBackend`: chat completions with `logprobs` and
+  `top_logprobs` 10, each step rebuilt from them), as a vLLM or llama.cpp server is read.
 Times are taken when each token reaches the reader.
 """
 
@@ -14,9 +19,12 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import Figure, Target, ratio_at_least
+
+if TYPE_CHECKING:
+    import subprocess
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about a dragon who learns to code."}]
 
@@ -32,6 +40,36 @@ def _timed(tokens: Callable[[], Iterable[int]]) -> tuple[list[int], float, float
     return ids, times[0] - start, rate
 
 
+def _tcp_server(options: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """`llmtui serve` of ``options`` on a free loopback port, as a server at a URL; (process, URL) once ready."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    command = [sys.executable, "-m", "llmtui", "serve", *options.to_args(), "--port", str(port)]
+    # --watch-stdin: the server ends with this process, however this one ends (a timeout, ctrl+c).
+    process = subprocess.Popen(
+        [*command, "--watch-stdin"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the TCP llmtui serve did not start")
+
+
 def run(args: argparse.Namespace) -> list[Figure]:
     """Decode rate and time to first token through `llmtui serve`, each against the engine in-process."""
     from httpx_sse import connect_sse
@@ -40,11 +78,21 @@ def run(args: argparse.Namespace) -> list[Figure]:
     from llmtui.backends.process import start_engine_process
     from llmtui.core.choices import ModelOptions
 
-    n = 16 if args.quick else 128
-    repeat = 1 if args.quick else 3
+    # A shorter run than the default (`tokens`, `repeat` on args) is for a machine others load too.
+    n = getattr(args, "tokens", None) or (16 if args.quick else 128)
+    repeat = getattr(args, "repeat", None) or (1 if args.quick else 3)
     options = ModelOptions(args.model, device=args.device, dtype=args.dtype).validate()
     server = start_engine_process(options, lambda fraction, what: None)
+    tcp, url = _tcp_server(options)
     try:
+        from llmtui.backends.http import Endpoint
+        from llmtui.backends.openai import OpenAIBackend, connect, list_models
+
+        remote = connect(Endpoint(url))
+        entry = {k: v for k, v in list_models(Endpoint(url))[0].items() if k != "llmtui"}
+        generic = OpenAIBackend(Endpoint(url), entry)  # as any server without llmtui's extension is read
+        generic_texts: list[str] = []
+
         local = LocalBackend.load(options)
         params = local.default_params(temperature=0.0, max_new_tokens=n)
         prompt = local.render(MESSAGES, reserve=n)
@@ -65,21 +113,48 @@ def run(args: argparse.Namespace) -> list[Figure]:
                     if choices and "llmtui" in choices[0]:
                         yield choices[0]["llmtui"]["token_id"]
 
-        kinds = {"in_process": in_process, "standard": standard_client, "workstation": workstation_client}
+        def remote_client() -> Iterator[int]:
+            return (event.token_id for event in remote.generate(prompt, params))
+
+        def generic_client() -> Iterator[int]:
+            reply = generic.generate(generic.render(MESSAGES, reserve=n), params)
+            for i, _ in enumerate(reply):
+                yield i  # steps without ids from llmtui serve's standard logprobs: their text is compared
+            generic_texts.append("".join(e.text for e in reply.events))
+
+        kinds = {
+            "in_process": in_process,
+            "standard": standard_client,
+            "workstation": workstation_client,
+            "remote": remote_client,
+            "generic": generic_client,
+        }
         runs: dict[str, list[tuple[list[int], float, float]]] = {name: [] for name in kinds}
         for i in range(1 + repeat):  # one warm-up of each, then interleaved so drift hits all alike
             for name, tokens in kinds.items():
                 result = _timed(tokens)
                 if i:
                     runs[name].append(result)
+        reference_text = "".join(e.text for e in local.generate(prompt, params))
+        remote.close()
+        generic.close()
     finally:
         server.close()
+        tcp.terminate()
+        tcp.wait()
     reference = runs["in_process"][0][0]
-    same = all(ids == reference for results in runs.values() for ids, _, _ in results)
+    same = all(ids == reference for name, results in runs.items() if name != "generic" for ids, _, _ in results)
+    same = same and all(text == reference_text for text in generic_texts)
     best = {name: (min(r[1] for r in rs), max(r[2] for r in rs)) for name, rs in runs.items()}
     extra: dict[str, Any] = {"tokens": len(reference), "same_greedy_tokens": same, "repeat": repeat}
     extra["all_runs"] = {name: [(round(t, 4), round(r, 2)) for _, t, r in rs] for name, rs in runs.items()}
     within_5_percent = Target("≤ 1.05", lambda f: f.ratio <= 1.05)
+
+    def decoded(name: str, kind: str) -> Figure:
+        rate, baseline = best[kind][1], best["in_process"][1]
+        target = ratio_at_least(0.95)
+        return Figure(name, rate, "tok/s", "the same engine in-process", baseline, target=target, extra=extra)
+
     return [
         Figure(
             f"decode streamed through llmtui serve (chat completions SSE, greedy, {len(reference)} tokens)",
@@ -90,14 +165,11 @@ def run(args: argparse.Namespace) -> list[Figure]:
             target=ratio_at_least(0.95),
             extra=extra,
         ),
-        Figure(
-            "decode through the workstation's client (completions over token ids)",
-            best["workstation"][1],
-            "tok/s",
-            "the same engine in-process",
-            best["in_process"][1],
-            target=ratio_at_least(0.95),
-            extra=extra,
+        decoded("decode through the workstation's client (completions over token ids)", "workstation"),
+        decoded("decode through the remote client of llmtui serve at a URL (TCP, full fidelity)", "remote"),
+        decoded(
+            "decode through the client of any OpenAI-compatible server (chat completions, top_logprobs 10)",
+            "generic",
         ),
         Figure(
             "time to first token through llmtui serve",

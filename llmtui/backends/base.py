@@ -53,8 +53,11 @@ class Backend(ABC):
     """A model that writes replies."""
 
     info: EngineInfo
-    view: TokenizerView  # the model's tokenizer, for the inspector, the chips and token counts
+    # The model's tokenizer, for the inspector, the chips and token counts; None for a server whose model's
+    # tokenizer is not on this machine.
+    view: TokenizerView | None
     capabilities: Capabilities = Capabilities()
+    server: str | None = None  # the URL of the server that writes the replies; None: an engine on this machine
 
     def default_params(self, **overrides: Any) -> SamplingParams:
         """The model's own sampling defaults (its generation_config), with the user's overrides on top."""
@@ -71,6 +74,15 @@ class Backend(ABC):
     ) -> Reply:
         """Start a reply. ``prefix``: reply tokens already accepted (not emitted again); ``force``: the token
         the first new step must take (branching from a candidate)."""
+
+    def inspector_view(self) -> TokenizerView | None:
+        """The tokenizer the inspector shows: ``view``, or another that cuts text the same way (a server's)."""
+        return self.view
+
+    def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
+        """Why a reply with these accepted tokens cannot be continued or branched here (one sentence), or
+        None when it can. A server that cannot take token ids says so, rather than doing something else."""
+        return None
 
     def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
         """How likely the model finds each token of ``ids`` after the ones before it (core.score): one

@@ -2,20 +2,19 @@
 
 It speaks the OpenAI-compatible API plus llmtui's extension (`llmtui.core.wire`): completions over token
 ids (so that continuing and branching a reply is exact), with every step's TokenEvent in its chunk. It never
-imports torch: the tokenizer the inspector shows is read from the model's files (tokenizer.json).
+imports torch: the tokenizer the inspector shows is read from the model's files (tokenizer.json). The
+connection, its failures and the streamed reply's faults are `backends.http`'s, shared with the client of
+any other OpenAI-compatible server.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import httpx
-from httpx_sse import SSEError, connect_sse
-
-from llmtui.backends.base import Backend, Reply
+from llmtui.backends.base import Reply
+from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply
+from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
@@ -25,59 +24,51 @@ from llmtui.core.sampling import SamplingParams
 from llmtui.core.tokens import TokenizerView
 from llmtui.core.wire import EXTENSION, ReplyRequest
 
-# Connecting is quick or never; a reply's first token may wait for the prompt's whole prefill.
-TIMEOUT = httpx.Timeout(10.0, read=600.0)
 
-
-def error_message(response: httpx.Response) -> str:
-    """The one sentence an OpenAI-shaped error body carries, or the status line when it carries none."""
-    try:
-        body = response.json()
-        message = body["error"]["message"] if isinstance(body.get("error"), dict) else body["error"]
-        return str(message)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return f"the server answered {response.status_code} {response.reason_phrase}"
-
-
-class ClientBackend(Backend):
+class ClientBackend(HttpBackend):
     """Replies from `llmtui serve` at ``base_url`` (or on a Unix socket, with ``uds``)."""
 
-    def __init__(self, base_url: str = "http://llmtui", *, uds: str | None = None, api_key: str | None = None) -> None:
-        transport = httpx.HTTPTransport(uds=uds) if uds else None
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, transport=transport, headers=headers, timeout=TIMEOUT)
-        data = self._request("GET", "/v1/models")["data"]
-        if not data or EXTENSION not in data[0]:
-            raise EngineUnavailable(f"{base_url} serves no model that llmtui's extension describes")
-        self.model_id = str(data[0]["id"])
-        self.info = EngineInfo.from_dict(data[0][EXTENSION])
+    what = "the engine"
+
+    def __init__(
+        self,
+        base_url: str = "http://llmtui",
+        *,
+        uds: str | None = None,
+        api_key: str | None = None,
+        endpoint: Endpoint | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.connect(endpoint or Endpoint(base_url, uds=uds, key=api_key))
+        data = self.request("GET", "/v1/models")["data"]
+        entry = next((d for d in data if model is None or d.get("id") == model), None)
+        if entry is None or EXTENSION not in entry:
+            self.close()
+            raise EngineUnavailable(f"{self.endpoint.host} serves no model that llmtui's extension describes")
+        self.model_id = str(entry["id"])
+        self.info = EngineInfo.from_dict(entry[EXTENSION])
         self.view = self._tokenizer_view()
 
-    def _tokenizer_view(self) -> TokenizerView:
+    def _tokenizer_view(self) -> TokenizerView | None:
         from llmtui.engine.specs import load_tokenizer
 
-        return TokenizerView(load_tokenizer(self.info.model.path), self.info.model.name)
-
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
-        """One request that answers JSON; every failure becomes a one-sentence LlmtuiError."""
         try:
-            response = self.http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise self.unavailable(exc) from None
-        if response.status_code >= 400:
-            raise (InvalidValue if response.status_code < 500 else GenerationError)(error_message(response))
-        return response.json()
+            return TokenizerView(load_tokenizer(self.info.model.path), self.info.model.name)
+        except LlmtuiError:
+            if not self.endpoint.uds:  # a server on another host: its model's files may not be here
+                return None
+            raise
 
-    def unavailable(self, exc: BaseException) -> LlmtuiError:
-        """What to tell the user when the server cannot be reached or stops answering."""
-        return EngineUnavailable(f"the engine stopped answering ({type(exc).__name__}: {exc})")
+    def inspector_view(self) -> TokenizerView | None:
+        """The model's tokenizer when its files are here; else the server's own, through its /tokenize."""
+        return self.view or ServerTokenizerView(self, self.model_id)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
         return fit(messages, reserve, self.info.context_length, self._template)
 
     def _template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
         body = {"model": self.model_id, "messages": list(messages), "add_generation_prompt": True}
-        answer = self._request("POST", "/tokenize", body)
+        answer = self.request("POST", "/tokenize", body)
         return str(answer[EXTENSION]["text"]), [int(i) for i in answer["tokens"]], bool(answer[EXTENSION]["templated"])
 
     def generate(
@@ -91,23 +82,20 @@ class ClientBackend(Backend):
         if stride is not None:
             raise InvalidValue("the engine process scores long texts with its own stride")
         body = {"model": self.model_id, "prompt": list(ids), "max_tokens": 0, "echo": True, "logprobs": top}
-        answer = self._request("POST", "/v1/completions", body)
+        answer = self.request("POST", "/v1/completions", body)
         return _read(lambda: [TokenEvent.from_dict(d) for d in answer["choices"][0][EXTENSION]["prompt"]], "scores")
 
     def logit_lens(self, ids: Sequence[int], positions: Sequence[int], top: int = 5) -> list[LensStep]:
         body = {"model": self.model_id, "tokens": list(ids), "positions": list(positions), "top": top}
-        answer = self._request("POST", "/llmtui/lens", body)
+        answer = self.request("POST", "/llmtui/lens", body)
         return _read(lambda: [LensStep.from_dict(d) for d in answer["steps"]], "logit lens")
 
     def neighbours(self, token_id: int, k: int = 10) -> dict[str, list[Neighbour] | None]:
-        answer = self._request("POST", "/llmtui/neighbours", {"model": self.model_id, "token": token_id, "k": k})
+        answer = self.request("POST", "/llmtui/neighbours", {"model": self.model_id, "token": token_id, "k": k})
         return _read(
             lambda: {w: None if answer[w] is None else [Neighbour.from_dict(d) for d in answer[w]] for w in answer},
             "neighbours",
         )
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def _read(parse: Any, what: str) -> Any:
@@ -118,30 +106,12 @@ def _read(parse: Any, what: str) -> Any:
         raise GenerationError(f"the engine's {what} could not be read ({exc})") from None
 
 
-class ClientReply:
-    """One reply streamed from the server; `stop()` from any thread closes the stream, which stops the
-    server's decode loop within one step."""
+class ClientReply(StreamedReply):
+    """One reply from `llmtui serve`: completions over token ids, each step's TokenEvent in its chunk."""
 
-    def __init__(
-        self, backend: ClientBackend, prompt: Prompt, params: SamplingParams, prefix: tuple[int, ...], force: int | None
-    ) -> None:
-        self.backend = backend
-        self.prompt = prompt
-        self.params = params
-        self.prefix = prefix
-        self.force = force
-        self.events: list[TokenEvent] = []
-        self.stats: ReplyStats | None = None
-        self._stopped = threading.Event()
-        self._response: httpx.Response | None = None
+    backend: ClientBackend
 
-    def stop(self) -> None:
-        self._stopped.set()
-        response = self._response
-        if response is not None:
-            response.close()
-
-    def _body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, Any]:
         p = self.params
         return {
             "model": self.backend.model_id,
@@ -157,46 +127,9 @@ class ClientReply:
             EXTENSION: ReplyRequest(len(self.prefix), self.force, p.top_candidates).to_dict(),
         }
 
-    def __iter__(self) -> Iterator[TokenEvent]:
-        try:
-            with connect_sse(self.backend.http, "POST", "/v1/completions", json=self._body()) as source:
-                self._response = source.response
-                if self._stopped.is_set():
-                    return self._finish("stopped")
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    raise GenerationError(error_message(source.response))
-                for sse in source.iter_sse():
-                    if sse.data == "[DONE]":
-                        break
-                    chunk = json.loads(sse.data)
-                    if "error" in chunk:
-                        raise GenerationError(str(chunk["error"].get("message", chunk["error"])))
-                    ext = chunk["choices"][0].get(EXTENSION) if chunk.get("choices") else None
-                    if ext is not None:
-                        event = TokenEvent.from_dict(ext)
-                        self.events.append(event)
-                        yield event
-                    stats = (chunk.get(EXTENSION) or {}).get("stats")
-                    if stats is not None:
-                        self.stats = ReplyStats.from_dict(stats)
-        except (httpx.HTTPError, SSEError, ValueError, KeyError, TypeError) as exc:
-            if self._stopped.is_set():
-                return self._finish("stopped")
-            self._finish("error")
-            if isinstance(exc, httpx.HTTPError):
-                raise self.backend.unavailable(exc) from None
-            raise GenerationError(f"the engine sent a reply llmtui cannot read ({type(exc).__name__})") from None
-        except LlmtuiError:
-            self._finish("error")
-            raise
-        finally:
-            self._response = None
-        if self.stats is None:  # the stream closed before the server's last chunk
-            if not self._stopped.is_set():
-                self._finish("error")
-                raise GenerationError("the engine ended the reply without its last message")
-            self._finish("stopped")
-
-    def _finish(self, reason: str) -> None:
-        self.stats = ReplyStats.of(self.events, len(self.prompt.ids), reason, self.prompt.dropped_turns)
+    def take(self, chunk: dict[str, Any]) -> Iterable[TokenEvent]:
+        ext = chunk["choices"][0].get(EXTENSION) if chunk.get("choices") else None
+        stats = (chunk.get(EXTENSION) or {}).get("stats")
+        if stats is not None:
+            self.stats = ReplyStats.from_dict(stats)
+        return () if ext is None else (TokenEvent.from_dict(ext),)

@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
     words = with_verb(given, parser.verbs)
-    if words != given and not _a_model(words[words.index("chat") + 1], parser.verbs):
+    # With a server, MODEL is the server's model id: nothing to find on this machine.
+    remote = any(word in ("--url", "--server") or word.startswith(("--url=", "--server=")) for word in given)
+    if words != given and not remote and not _a_model(words[words.index("chat") + 1], parser.verbs):
         return EXIT_USAGE
     args = parser.parse_args(words)
     try:

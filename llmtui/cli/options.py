@@ -16,6 +16,7 @@ from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
 if TYPE_CHECKING:
+    from llmtui.backends.http import Endpoint
     from llmtui.core.choices import ModelOptions
     from llmtui.store.settings import Settings
 
@@ -37,6 +38,59 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
             else f"{choice.about} (default {choice.default})",
         )
     add_trust_option(p)
+
+
+# The client's key for a server named by --url. Not the server's own LLMTUI_API_KEY: the workstation's engine
+# process inherits the environment, and would then ask its own client for a key.
+REMOTE_KEY_ENV = "LLMTUI_REMOTE_API_KEY"
+
+
+def add_remote_options(p: argparse.ArgumentParser) -> None:
+    """--url and --api-key: the verb talks to an OpenAI-compatible server instead of a local model."""
+    p.add_argument("--url", help="an OpenAI-compatible server (vLLM, SGLang, llama.cpp, ollama, llmtui serve)")
+    p.add_argument(
+        "--api-key",
+        help=f"the server's API key (prefer the environment variable {REMOTE_KEY_ENV}: a flag shows in ps)",
+    )
+    p.add_argument("--timeout", type=float, help="seconds a server may send nothing before a reply fails (600)")
+    p.add_argument("--server", metavar="NAME", help="a server named in the settings ([servers.NAME] url, key, model)")
+
+
+def remote_endpoint(
+    args: argparse.Namespace, notices: list[str] | None = None, chosen: Settings | None = None
+) -> Endpoint | None:
+    """The server --url (or --server, from the settings) names, with its key: the flag, else the environment,
+    else the settings'; None without either. Where the model is not named, a named server's default model is
+    set on ``args.model``. A plain http:// URL to another host gets a one-line warning: on stderr, or added
+    to ``notices`` (the workstation's)."""
+    import os
+
+    from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
+
+    url, key = getattr(args, "url", None), None
+    name = getattr(args, "server", None)
+    if name:
+        chosen = chosen if chosen is not None else settings(args)
+        server = chosen.servers.get(name)
+        if server is None:
+            known = ", ".join(sorted(chosen.servers)) or "none"
+            raise InvalidValue(f"no server {name!r} in the settings ([servers.{name}] url = ...); named: {known}")
+        url, key = url or server.url, server.key
+        if getattr(args, "model", None) is None and server.model:
+            args.model = server.model
+    if not url:
+        return None
+    url = check_url(url)
+    warning = plain_text_warning(url)
+    if warning and notices is not None:
+        notices.append(warning)
+    elif warning:
+        say("warning", warning)
+    timeout = getattr(args, "timeout", None) or READ_SECONDS
+    if timeout <= 0:
+        raise InvalidValue("--timeout must be more than 0 seconds")
+    key = getattr(args, "api_key", None) or os.environ.get(REMOTE_KEY_ENV) or key or None
+    return Endpoint(url, key=key, read_seconds=timeout)
 
 
 def add_trust_option(p: argparse.ArgumentParser) -> None:

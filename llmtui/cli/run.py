@@ -5,17 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmtui.cli.options import MODEL_SPEC_HELP, add_model_options, model_options, out, read_text, settings
-from llmtui.core.errors import InvalidValue
+from llmtui.cli.options import (
+    MODEL_SPEC_HELP,
+    add_model_options,
+    add_remote_options,
+    model_options,
+    out,
+    read_text,
+    remote_endpoint,
+    settings,
+)
+from llmtui.core.errors import InvalidValue, LlmtuiError
 from llmtui.core.sampling import SAMPLING_FIELDS
+
+if TYPE_CHECKING:
+    from llmtui.backends.base import Backend
 
 
 def add_parser(sub: Any) -> None:
     """Register `run` on the verbs' subparsers."""
     run = sub.add_parser("run", help="answer one prompt without the TUI, streaming to stdout")
-    run.add_argument("model", help=MODEL_SPEC_HELP)
+    run.add_argument("model", help=MODEL_SPEC_HELP + "; with --url, the server's model id")
     run.add_argument("prompt", help="the prompt, or - to read it from stdin")
     run.add_argument("--system", help="system prompt")
     for f in SAMPLING_FIELDS:  # one flag per SamplingParams field: --top-k for top_k
@@ -27,6 +39,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--json", action="store_true", help="one JSON object per token, then one with stats")
     run.add_argument("-v", "--verbose", action="store_true", help="print stats to stderr")
     add_model_options(run)
+    add_remote_options(run)
     run.set_defaults(func=cmd_run)
 
 
@@ -46,11 +59,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     chosen = settings(args)
     overrides = {**chosen.sampling.to_overrides(), **_sampling_overrides(args)}
     SamplingParams(**overrides).validate()  # fail on a bad value before paying for the model load
-    options = model_options(args, chosen, args.model)
+    endpoint = remote_endpoint(args, chosen=chosen)
+    if endpoint is not None:
+        from llmtui.backends.openai import connect
 
-    from llmtui.backends.local import LocalBackend
+        backend: Backend = connect(endpoint, args.model)
+    else:
+        from llmtui.backends.local import LocalBackend
 
-    backend = LocalBackend.load(options)
+        backend = LocalBackend.load(model_options(args, chosen, args.model))
     params = backend.default_params(**overrides)
     system = args.system if args.system is not None else chosen.system_prompt
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt_text}]
@@ -66,16 +83,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                 out(event.text)
     except KeyboardInterrupt:
         generation.stop()
+    except LlmtuiError:
+        # The partial reply stays on stdout, ended by its stats (stop_reason "error") in JSON; the reason
+        # goes on its own line to stderr.
+        if args.json and generation.stats is not None:
+            print(json.dumps(generation.stats.to_dict()), flush=True)
+        elif generation.events and not args.json:
+            out("\n")
+        raise
+    finally:
+        backend.close()
     stats = generation.stats
+    if args.json and any(e.prob is None for e in generation.events):
+        print("llmtui: note: the server sent no log probabilities: the steps carry none", file=sys.stderr)
     if args.json and stats is not None:
         print(json.dumps(stats.to_dict()), flush=True)
     elif not args.json:
         out("\n")
     if args.verbose and stats is not None:
+        engine = f"{backend.info.forward} forward pass, {backend.info.weights} weights"
+        if backend.server:
+            engine = f"served by {backend.server}"
         print(
             f"prompt tokens {stats.prompt_tokens} · new tokens {stats.new_tokens} · ttft {stats.ttft_s:.3f} s · "
             f"{stats.tokens_per_second:.1f} tokens/s · stop: {stats.stop_reason} · "
-            f"{backend.info.forward} forward pass, {backend.info.weights} weights",
+            f"{engine}",
             file=sys.stderr,
         )
     return 0

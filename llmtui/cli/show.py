@@ -6,21 +6,25 @@ import argparse
 import json
 from typing import Any
 
-from llmtui.cli.options import add_trust_option, human_size
+from llmtui.cli.options import add_remote_options, add_trust_option, human_size, remote_endpoint
 from llmtui.core.text import escape_controls
 
 
 def add_parser(sub: Any) -> None:
     """Register `show` on the verbs' subparsers."""
     show = sub.add_parser("show", help="architecture, size, context, vocabulary, special tokens, chat template")
-    show.add_argument("model")
+    show.add_argument("model", help="a model spec; with --url, the server's model id")
     show.add_argument("--json", action="store_true")
     add_trust_option(show)
+    add_remote_options(show)
     show.set_defaults(func=cmd_show)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Describe a model without loading its weights, as text or JSON."""
+    endpoint = remote_endpoint(args)
+    if endpoint is not None:
+        return _show_remote(args, endpoint)
     from llmtui.engine.catalog import describe
 
     info = describe(args.model, trust_remote_code=args.trust_remote_code)
@@ -43,4 +47,32 @@ def cmd_show(args: argparse.Namespace) -> int:
     template = info.chat_template or "(none: llmtui uses its plain format)"
     for line in escape_controls(template).splitlines():
         print(f"    {line}")
+    return 0
+
+
+def _show_remote(args: argparse.Namespace, endpoint: Any) -> int:
+    """What a server says of one of its models; where it is llmtui serve, all that `show` says of a local one."""
+    from llmtui.backends.openai import context_length, list_models
+    from llmtui.core.errors import InvalidValue
+    from llmtui.core.wire import EXTENSION
+
+    entries = list_models(endpoint)
+    entry = next((e for e in entries if e["id"] == args.model), None)
+    if entry is None:
+        served = ", ".join(repr(e["id"]) for e in entries[:10]) or "none"
+        raise InvalidValue(f"{endpoint.host} has no model {args.model!r}; it serves {served}")
+    if args.json:
+        print(json.dumps(entry, indent=2, ensure_ascii=False))
+        return 0
+    context = context_length(entry)
+    print(f"  model           {escape_controls(str(entry['id']))}")
+    print(f"  server          {escape_controls(endpoint.public_url)}")
+    print(f"  owned by        {escape_controls(str(entry.get('owned_by', 'unknown')))}")
+    print(f"  context length  {context or 'unknown (the server does not say)'}")
+    described = entry.get(EXTENSION)
+    if isinstance(described, dict) and isinstance(described.get("model"), dict):
+        model = described["model"]
+        print(f"  architecture    {escape_controls(str(model.get('architecture')))}")
+        print(f"  vocabulary      {model.get('vocab_size')}")
+        print(f"  device          {escape_controls(str(described.get('device')))} · {described.get('weights')}")
     return 0

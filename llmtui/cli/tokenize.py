@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from llmtui.cli.options import add_trust_option, read_text, settings
+from llmtui.cli.options import add_remote_options, add_trust_option, read_text, remote_endpoint, settings, table
 from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
@@ -24,6 +24,7 @@ def add_parser(sub: Any) -> None:
     tok.add_argument("--compare", metavar="MODEL2", help="tokenize with a second tokenizer too")
     tok.add_argument("--json", action="store_true")
     add_trust_option(tok)
+    add_remote_options(tok)
     tok.set_defaults(func=cmd_tokenize)
 
 
@@ -35,6 +36,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     text = read_text(args.text, "text")
     if not text:
         raise InvalidValue("the text is empty")
+    endpoint = remote_endpoint(args)
+    if endpoint is not None:
+        return _tokenize_remote(args, endpoint, text)
     chosen = settings(args)
     specs = [args.model or chosen.model, *([args.compare] if args.compare else [])]
     results = []
@@ -94,3 +98,28 @@ def _print_tokens(result: Tokenization) -> None:
         hi = lo + 8192
         rows = zip(range(lo, hi), ids[lo:hi], offsets[lo:hi], strict=False)
         out.write("\n".join([forms[t] % (i, start, end) for i, t, (start, end) in rows]) + "\n")
+
+
+def _tokenize_remote(args: argparse.Namespace, endpoint: object, text: str) -> int:
+    """Tokenize with a server's own tokenizer (its /tokenize), and say whose tokenizer that is."""
+    from llmtui.backends.openai import connect
+    from llmtui.backends.served_tokenizer import server_tokenize
+
+    if args.ids or args.compare:
+        raise InvalidValue("--ids and --compare work on local tokenizers; with --url, tokenize text")
+    backend = connect(endpoint, args.model)  # type: ignore[arg-type]
+    try:
+        found = server_tokenize(backend, backend.model_id, text)
+    finally:
+        backend.close()
+    pairs = list(enumerate(zip(found.ids, found.pieces, strict=True)))
+    if args.json:
+        tokens = [{"index": i, "token_id": t, "piece": p} for i, (t, p) in pairs]
+        print(json.dumps({"tokenizer": found.whose, "count": len(found.ids), "tokens": tokens}, ensure_ascii=False))
+        return 0
+    print(escape_controls(found.whose))
+    rows = [("INDEX", "ID", "PIECE")]
+    rows += [(str(i), str(t), escape_controls(p) if p is not None else "") for i, (t, p) in pairs]
+    table(rows)
+    print(f"{len(found.ids)} tokens · {len(text)} chars · {len(text.encode())} bytes\n")
+    return 0

@@ -62,6 +62,16 @@ def whole(d: Mapping[str, Any], key: str, default: Any = _REQUIRED, lo: int = 0,
     return value
 
 
+def optional_whole(d: Mapping[str, Any], key: str) -> int | None:
+    """A whole-number field of 0 or more that may be absent or null (a value a server did not send)."""
+    return None if d.get(key) is None else whole(d, key)
+
+
+def optional_number(d: Mapping[str, Any], key: str, lo: float = -math.inf) -> float | None:
+    """A finite number field that may be absent or null (a value a server did not send)."""
+    return None if d.get(key) is None else number(d, key, lo=lo)
+
+
 def number(
     d: Mapping[str, Any], key: str, default: Any = _REQUIRED, lo: float = -math.inf, hi: float = math.inf
 ) -> float:

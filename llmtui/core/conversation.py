@@ -16,7 +16,10 @@ from typing import Any
 from llmtui.core import checked
 from llmtui.core.events import ReplyStats, TokenEvent
 
-FORMAT_VERSION = 1
+# 2: replies may come from a server at a URL (Version.server), whose steps may lack a token id or a
+# probability (null). A conversation with no such reply is still written as 1, which older llmtui reads.
+FORMAT_VERSION = 2
+FORMATS = (1, 2)
 ROLES = ("user", "assistant")
 # Times are seconds since the epoch, up to the last second of year 9999: the range a date can be shown in.
 LATEST_TIME = 253402300799.0
@@ -56,6 +59,7 @@ class Version:
     partial: bool = False  # stopped, interrupted, or still being written
     error: str | None = None
     model: str | None = None
+    server: str | None = None  # the URL of the server that wrote this reply; None: an engine on this machine
     branched_from: tuple[int, int] | None = None  # (version, step) this reply was branched from
     created: float = field(default_factory=time.time)
     rest: list[Turn] | None = None  # the turns that followed this version while another one is shown
@@ -77,6 +81,8 @@ class Version:
             d["error"] = self.error
         if self.model:
             d["model"] = self.model
+        if self.server:
+            d["server"] = self.server
         if self.branched_from:
             d["branched_from"] = list(self.branched_from)
         if self.rest is not None:
@@ -97,6 +103,7 @@ class Version:
             partial=checked.flag(d, "partial", False),
             error=checked.optional_text(d, "error"),
             model=checked.optional_text(d, "model"),
+            server=checked.optional_text(d, "server"),
             branched_from=_branch_point(d.get("branched_from")),
             created=_time(d, "created"),
             rest=[Turn.from_dict(t, events=events) for t in checked.array(d, "rest")]
@@ -184,9 +191,10 @@ class Conversation:
         self.touch()
         return len(self.turns) - 1
 
-    def start_reply(self, model: str, at: int | None = None, **version: Any) -> int:
-        """Begin a reply: a new turn at the end, or (``at``) a new version of an existing assistant turn."""
-        fresh = Version("", partial=True, model=model, **version)
+    def start_reply(self, model: str, server: str | None = None, at: int | None = None, **version: Any) -> int:
+        """Begin a reply by ``model`` (on ``server``, a URL; None: this machine): a new turn at the end, or
+        (``at``) a new version of an existing assistant turn."""
+        fresh = Version("", partial=True, model=model, server=server, **version)
         if at is None:
             self.turns.append(Turn("assistant", [fresh]))
             at = len(self.turns) - 1
@@ -226,12 +234,20 @@ class Conversation:
     def touch(self) -> None:
         self.updated = time.time()
 
+    def has_remote_replies(self) -> bool:
+        """Whether any reply, on any path, came from a server at a URL (what format 1 cannot hold)."""
+
+        def remote(turns: list[Turn]) -> bool:
+            return any(v.server or (v.rest is not None and remote(v.rest)) for t in turns for v in t.versions)
+
+        return remote(self.turns)
+
     # -- serialising ------------------------------------------------------------------------------------
 
     def to_dict(self, step: Callable[[TokenEvent], Any] = TokenEvent.to_dict) -> dict[str, Any]:
         """The conversation as plain data, as its file holds it (``step``: see Version.to_dict)."""
         return {
-            "format": FORMAT_VERSION,
+            "format": FORMAT_VERSION if self.has_remote_replies() else 1,
             "id": self.id,
             "title": self.title,
             "created": self.created,
@@ -252,8 +268,8 @@ class Conversation:
         the text, and they are most of a long conversation's file."""
         d = checked.obj(d, "a conversation")
         fmt = d.get("format")
-        if fmt != FORMAT_VERSION:
-            raise ValueError(f"unknown format version {fmt!r} (this llmtui reads {FORMAT_VERSION})")
+        if fmt not in FORMATS or isinstance(fmt, bool):
+            raise ValueError(f"unknown format version {fmt!r} (this llmtui reads {' and '.join(map(str, FORMATS))})")
         return cls(
             id=check_id(checked.text(d, "id")),
             title=checked.text(d, "title", ""),

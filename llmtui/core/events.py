@@ -17,7 +17,7 @@ from llmtui.core import checked
 class Candidate:
     """One of the top-k tokens the model considered at a step."""
 
-    token_id: int
+    token_id: int | None  # None: a server that names its tokens by text only
     piece: str  # raw vocabulary piece, e.g. "Ġthe"
     prob: float  # raw probability (softmax of the logits at temperature 1)
 
@@ -28,22 +28,28 @@ class Candidate:
     def from_dict(cls, d: Any) -> Candidate:
         """Read back one candidate; ValueError names a field of the wrong type or out of range."""
         d = checked.obj(d, "a candidate")
-        return cls(checked.whole(d, "token_id"), checked.text(d, "piece"), checked.number(d, "prob", lo=0))
+        return cls(checked.optional_whole(d, "token_id"), checked.text(d, "piece"), checked.number(d, "prob", lo=0))
 
 
 @dataclass(frozen=True, slots=True)
 class TokenEvent:
-    """One decode step of a reply: the token chosen and the distribution it was chosen from."""
+    """One decode step of a reply: the token chosen and the distribution it was chosen from.
+
+    The local engine and `llmtui serve` know every field. Another server may know less (`backends.openai`):
+    a field it did not send is None, never a made-up number, and an entropy computed from its top-k
+    candidates only is a lower bound (``entropy_bound``).
+    """
 
     index: int
-    token_id: int
+    token_id: int | None  # None: the server did not say which token it was
     text: str  # what this step adds to the visible reply ('' while a character is incomplete)
-    prob: float  # raw probability of the chosen token
-    sampled_prob: float  # probability under the distribution actually sampled from
-    rank: int  # 0 = the most likely token under the raw distribution
-    entropy: float  # entropy of the raw distribution, in nats
+    prob: float | None  # raw probability of the chosen token (None: the server sent no log probabilities)
+    sampled_prob: float | None  # probability under the distribution actually sampled from
+    rank: int | None  # 0 = the most likely token under the raw distribution (None: unknown)
+    entropy: float | None  # entropy of the raw distribution, in nats (None: unknown)
     candidates: tuple[Candidate, ...]
     elapsed: float  # seconds since the reply started
+    entropy_bound: bool = False  # entropy is a lower bound, from the top-k candidates only
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,7 @@ class TokenEvent:
             "entropy": self.entropy,
             "candidates": [c.to_dict() for c in self.candidates],
             "elapsed": self.elapsed,
+            **({"entropy_bound": True} if self.entropy_bound else {}),
         }
 
     @classmethod
@@ -65,14 +72,15 @@ class TokenEvent:
         d = checked.obj(d, "a token step")
         return cls(
             index=checked.whole(d, "index"),
-            token_id=checked.whole(d, "token_id"),
+            token_id=checked.optional_whole(d, "token_id"),
             text=checked.text(d, "text"),
-            prob=checked.number(d, "prob", lo=0),
-            sampled_prob=checked.number(d, "sampled_prob", lo=0),
-            rank=checked.whole(d, "rank"),
-            entropy=checked.number(d, "entropy"),
+            prob=checked.optional_number(d, "prob", lo=0),
+            sampled_prob=checked.optional_number(d, "sampled_prob", lo=0),
+            rank=checked.optional_whole(d, "rank"),
+            entropy=checked.optional_number(d, "entropy"),
             candidates=tuple(Candidate.from_dict(c) for c in checked.array(d, "candidates", ())),
             elapsed=checked.number(d, "elapsed", 0.0, lo=0),
+            entropy_bound=checked.flag(d, "entropy_bound", False),
         )
 
 

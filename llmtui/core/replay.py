@@ -46,11 +46,17 @@ class Divergence:
         if self.step is None:
             return f"turn {self.turn + 1}: the same {self.recorded_tokens} tokens as recorded"
         assert self.recorded is not None
-        was = f"{piece(self.recorded.token_id)!r} (p={self.recorded.prob:.3f})"
+        was = _said(self.recorded, piece)
         if self.now is None:
             return f"turn {self.turn + 1}: ends at step {self.step}; recorded went on with {was}"
-        now = f"{piece(self.now.token_id)!r} (p={self.now.prob:.3f})"
+        now = _said(self.now, piece)
         return f"turn {self.turn + 1}: departs at step {self.step}: recorded {was}, now {now}"
+
+
+def _said(event: TokenEvent, piece: Callable[[int], str]) -> str:
+    """A step in a few words: its token and probability (a server may have sent neither id nor probability)."""
+    token = event.text if event.token_id is None else piece(event.token_id)
+    return f"{token!r} (p={'unknown' if event.prob is None else format(event.prob, '.3f')})"
 
 
 def rerun(backend: Backend, conversation: Conversation, params: SamplingParams) -> Iterator[Divergence]:

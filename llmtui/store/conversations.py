@@ -132,7 +132,7 @@ class _Encoder:
 # The first lines of a file _Encoder wrote: each value before the revision is on one line (JSON strings
 # hold no raw newline), so this matches the top-level revision and nothing else.
 _HEAD = re.compile(
-    rb'\{\n "format": 1,\n "id": "[^\n]*",\n "title": "[^\n]*",\n "created": [^\n]*,\n "updated": [^\n]*,\n'
+    rb'\{\n "format": [12],\n "id": "[^\n]*",\n "title": "[^\n]*",\n "created": [^\n]*,\n "updated": [^\n]*,\n'
     rb' "revision": (\d+),\n'
 )
 HEAD_BYTES = 64 << 10

@@ -59,6 +59,36 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """A server named in the settings (`[servers.NAME]`): `llmtui chat --server NAME` uses it."""
+
+    url: str = ""
+    key: str | None = field(default=None, repr=False)  # an API key: never in a repr, a log or `config show`
+    model: str | None = None  # the model to use when none is named
+
+
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+SERVER_FIELDS = tuple(f.name for f in fields(ServerSettings))
+
+
+def _server_value(key: str, value: Any) -> tuple[str, str, str]:
+    """(name, field, value) of a `servers.NAME.FIELD` setting, checked; InvalidValue says what is wrong."""
+    from urllib.parse import urlsplit
+
+    name, _, what = key[len("servers.") :].rpartition(".")
+    if not _SERVER_NAME.match(name) or what not in SERVER_FIELDS:
+        fields_ = ", ".join(SERVER_FIELDS)
+        raise InvalidValue(f"{key}: a server is [servers.NAME] with {fields_} (NAME: letters, digits, . - _)")
+    if not isinstance(value, str) or not value:
+        raise InvalidValue(f"{key} must be text that is not empty")
+    if what == "url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidValue(f"{key} must be an http:// or https:// URL with a host, not {value!r}")
+    return name, what, value
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything llmtui remembers between runs."""
 
@@ -73,8 +103,13 @@ class Settings:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     layout: Layout = field(default_factory=Layout)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys, as Textual's App.set_keymap
+    servers: dict[str, ServerSettings] = field(default_factory=dict)  # read from the file; edited by hand
 
     def get(self, key: str) -> Any:
+        if key.startswith("servers."):
+            name, _, what = key[len("servers.") :].rpartition(".")
+            server = self.servers.get(name)
+            return getattr(server, what, None) if server else None
         section, name = _split(key)
         if section == "keymap":
             return self.keymap.get(name)
@@ -82,6 +117,10 @@ class Settings:
 
     def with_value(self, key: str, value: Any) -> Settings:
         """A copy with one dotted key set, validated; InvalidValue names the key and the rule."""
+        if key.startswith("servers."):
+            name, what, value = _server_value(key, value)
+            server = replace(self.servers.get(name, ServerSettings()), **{what: value})
+            return replace(self, servers={**self.servers, name: server})
         value = _check(key, value)
         section, name = _split(key)
         if section == "keymap":
@@ -98,6 +137,9 @@ class Settings:
                 out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in value.to_overrides().items()}
             elif f.name == "layout":
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif f.name == "servers":
+                shown = {n: {"url": v.url, "key": "***" if v.key else None, "model": v.model} for n, v in value.items()}
+                out[f.name] = {n: {k: x for k, x in d.items() if x is not None} for n, d in shown.items()}
             elif isinstance(value, tuple):
                 out[f.name] = list(value)
             else:
@@ -247,7 +289,7 @@ def _apply(doc: dict[str, Any], text: str, file: Path) -> tuple[Settings, list[S
     settings = Settings()
     problems: list[SettingsProblem] = []
     for key, value in _flatten(doc):
-        if key not in _SCHEMA and not key.startswith("keymap."):
+        if key not in _SCHEMA and not key.startswith(("keymap.", "servers.")):
             continue  # unknown keys are kept in the file, not used
         try:
             settings = settings.with_value(key, value)
@@ -261,6 +303,10 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     for key, value in doc.items():
         if isinstance(value, dict) and key in ("sampling", "layout", "keymap") and not prefix:
             out.extend(_flatten(value, f"{key}."))
+        elif isinstance(value, dict) and key == "servers" and not prefix:
+            for name, server in value.items():  # [servers.NAME] url, key, model
+                table = server.items() if isinstance(server, dict) else [("url", server)]
+                out.extend((f"servers.{name}.{what}", v) for what, v in table)
         elif isinstance(value, dict) and prefix.startswith("keymap."):
             out.extend(_flatten(value, f"{prefix}{key}."))  # focus.tokens = "f3": a dotted binding id
         else:

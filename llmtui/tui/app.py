@@ -71,6 +71,7 @@ class LlmtuiApp(App[int]):
         options: ModelOptions | None = None,
         model: str | None = None,
         start_backend: StartBackend | None = None,
+        local_backend: StartBackend | None = None,
         config_path: str | None = None,
         store: ConversationStore | None = None,
         conversation: Conversation | None = None,
@@ -80,8 +81,10 @@ class LlmtuiApp(App[int]):
         self.settings = settings or Settings()
         self.config_path = config_path
         self.options = options or ModelOptions.merge(self.settings, model=model)
-        # How a backend is started: the engine process by default; tests and benchmarks may pass another.
+        # How a backend is started: the engine process by default; tests and benchmarks may pass another, and
+        # `--url` a server's. The local one is what switching to a model on this machine starts.
         self.start_backend = start_backend or start_engine_process
+        self.local_backend = local_backend or start_backend or start_engine_process
         self._store = store
         self._conversation = conversation or Conversation(system=self.settings.system_prompt)
         themes, theme_problems = load_themes()

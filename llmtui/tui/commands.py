@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ModelCommands(Provider):
-    """Switch to any model llmtui can find."""
+    """Switch to any model llmtui can find, or to a server named in the settings."""
 
     async def search(self, query: str) -> Hits:
         from llmtui.engine.catalog import list_models
@@ -27,6 +27,12 @@ class ModelCommands(Provider):
         assert isinstance(workstation, Workstation)
         entries = await asyncio.to_thread(list_models, workstation.settings.model_dirs)
         matcher = self.matcher(query)
+        for name, server in workstation.settings.servers.items():
+            title = f"Connect to server: {escape_controls(name)}"
+            score = matcher.match(title)
+            if score > 0:
+                about = escape_controls(f"{server.url} · {server.model or 'the model it serves'}")
+                yield Hit(score, matcher.highlight(title), partial(workstation.connect_server, name), help=about)
         for entry in entries:
             # A spec is a directory name or a hub id from the disk: data, shown with its controls escaped.
             title = f"Switch model: {escape_controls(entry.spec)}"

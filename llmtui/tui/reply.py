@@ -114,7 +114,7 @@ class ReplyController:
         """A new assistant turn answering the conversation as it stands."""
         if not self.can_act():
             return
-        index = self.ws.conversation.start_reply(self.ws.options.model)
+        index = self.ws.conversation.start_reply(*self._author())
         self._begin(index, rebuild=False)
 
     def regenerate(self) -> None:
@@ -122,7 +122,7 @@ class ReplyController:
         index = self.last_reply()
         if index is None or not self.can_act():
             return
-        self.ws.conversation.start_reply(self.ws.options.model, at=index)
+        self.ws.conversation.start_reply(*self._author(), at=index)
         self._begin(index)
 
     def continue_reply(self) -> None:
@@ -134,6 +134,8 @@ class ReplyController:
         if not version.events:
             self.ws.notify("This reply has no recorded tokens to continue from.", severity="warning")
             return
+        if self._refused([e.token_id for e in version.events]):
+            return
         version.partial = True
         self._begin(index, prefix=version.token_ids, rebuild=None)
 
@@ -143,7 +145,9 @@ class ReplyController:
             return
         turn = self.ws.conversation.turns[index]
         kept = turn.version.events[:step]
-        self.ws.conversation.start_reply(self.ws.options.model, at=index, branched_from=(turn.current, step))
+        if self._refused([e.token_id for e in kept]):
+            return
+        self.ws.conversation.start_reply(*self._author(), at=index, branched_from=(turn.current, step))
         fresh = turn.version
         fresh.events = list(kept)
         fresh.content = "".join(e.text for e in kept)
@@ -154,8 +158,23 @@ class ReplyController:
         if not self.can_act():
             return
         self.ws.conversation.edit_user(index, text)
-        index = self.ws.conversation.start_reply(self.ws.options.model)
+        index = self.ws.conversation.start_reply(*self._author())
         self._begin(index)
+
+    def _refused(self, prefix: list[int | None]) -> bool:
+        """Whether the engine cannot continue from ``prefix``; then it says why, and nothing starts."""
+        backend = self.ws.backend
+        why = backend.extend_refusal(prefix) if backend is not None else None
+        if why:
+            self.ws.notify(why, severity="warning", markup=False)
+        return bool(why)
+
+    def _author(self) -> tuple[str, str | None]:
+        """Who writes the next reply, as the conversation records it: the model (the spec as given, or the
+        server's model id) and the server's URL (None: an engine on this machine)."""
+        backend = self.ws.backend
+        server = backend.server if backend is not None else None
+        return (backend.info.model.name if server and backend else self.ws.options.model), server
 
     def last_reply(self) -> int | None:
         replies = self.ws.conversation.replies()
@@ -175,7 +194,7 @@ class ReplyController:
         messages = conversation.messages(upto=index)
         params = self.ws.params
         conversation.sampling = params.to_dict()
-        conversation.model = self.ws.options.model
+        conversation.model = self._author()[0]
         conversation.fingerprint = backend.info.model.fingerprint
         # Saved before the reply starts: the user's turn, and the reply marked partial.
         self._save_every = SAVE_SECONDS

@@ -225,9 +225,15 @@ class Workstation(Screen[None]):
         info = backend.info
         self.params = backend.default_params(**self.settings.sampling.to_overrides())
         self.query_one("#progress", ProgressBar).display = False
-        self.chips.display_piece = view.display
-        self.sidebar.display_piece = view.display
-        self.inspector.view = view
+        self.chips.display_piece = view.display if view is not None else None
+        self.sidebar.display_piece = view.display if view is not None else None
+        self.inspector.view = backend.inspector_view()
+        if view is None:
+            shown = self.inspector.view.name if self.inspector.view is not None else "no tokenizer"
+            self.note(
+                f"The tokenizer of {info.model.name} is not on this machine: the chips show the server's text, "
+                f"token counts are off, and the inspector shows {shown}."
+            )
         self.status.set(
             model=info.model.name,
             device=info.device,
@@ -262,9 +268,24 @@ class Workstation(Screen[None]):
             self.start_engine(self.options)
 
     def switch_model(self, spec: str) -> None:
-        """Load another model; the conversation stays as it is."""
+        """Load another model on this machine; the conversation stays as it is."""
         if self.replies.can_act(needs_model=False):
+            self.llmtui.start_backend = self.llmtui.local_backend
             self.start_engine(replace(self.options, model=spec))
+
+    def connect_server(self, name: str) -> None:
+        """Use a server named in the settings ([servers.NAME]); the conversation stays as it is."""
+        from llmtui.backends.http import Endpoint, check_url, plain_text_warning
+        from llmtui.backends.openai import starter
+
+        server = self.settings.servers.get(name)
+        if server is None or not self.replies.can_act(needs_model=False):
+            return
+        warning = plain_text_warning(server.url)
+        if warning:
+            self.notify(warning, severity="warning", markup=False)
+        self.llmtui.start_backend = starter(Endpoint(check_url(server.url), key=server.key), server.model)
+        self.start_engine(replace(self.options, model=server.model or name))
 
     # -- the composer -----------------------------------------------------------------------------------
 
@@ -630,6 +651,6 @@ class Workstation(Screen[None]):
         call = self.app.call_from_thread
         try:
             for divergence in rerun(backend, self.conversation, params):
-                call(self.note, divergence.describe(backend.view.display))
+                call(self.note, divergence.describe(backend.view.display if backend.view else str))
         except LlmtuiError as exc:
             call(self.notify, str(exc), severity="error", markup=False)

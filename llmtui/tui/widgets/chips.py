@@ -28,6 +28,15 @@ PROB_EDGES = (0.9, 0.5, 0.2, 0.05)
 PROB_LEGEND = ("≥90%", "≥50%", "≥20%", "≥5%", "<5%")
 
 
+# A step whose probability the server did not send: drawn in the panel's colour, no bucket (never a guess).
+NO_PROB = "no-prob"
+
+
+def prob_kind(prob: float | None) -> str:
+    """A chip's style key for a token's probability: "prob-1" (very likely) .. "prob-5", or NO_PROB."""
+    return NO_PROB if prob is None else f"prob-{prob_bucket(prob)}"
+
+
 def prob_bucket(prob: float) -> int:
     """1 (very likely) .. 5 (surprising)."""
     for i, edge in enumerate(PROB_EDGES):
@@ -46,7 +55,7 @@ class Chip:
     """One token drawn as a chip."""
 
     label: str  # already visible and safe
-    kind: str  # a style key: "prob-1".."prob-5", "special", "tok-a", "tok-b", "partial"
+    kind: str  # a style key: "prob-1".."prob-5", "no-prob", "special", "tok-a", "tok-b", "partial"
     breaks: bool = False  # a newline token: the line ends after it
     width: int = field(init=False)  # cells, measured once
 

@@ -147,7 +147,11 @@ class Inspector(Vertical):
     def _tokenize(
         self, view: TokenizerView, text: str, add_special_tokens: bool, raw: bool, show_ids: bool, width: int
     ) -> None:
-        tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
+        try:
+            tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
+        except LlmtuiError as exc:  # a server's tokenizer (its /tokenize) can fail as servers do
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
+            return
         chips = inspector_chips(tokenization, raw=raw, show_ids=show_ids)
         layout = ChipLayout.wrap(chips, width)  # here, not on the UI thread
         compared = None

@@ -26,6 +26,24 @@ def bar(prob: float, width: int = BAR_WIDTH) -> str:
     return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width)
 
 
+def step_figures(event: TokenEvent) -> str:
+    """A step's probabilities in words, saying what the server did not send and what is only a bound."""
+    if event.prob is None:
+        return "no probability: the server sent no log probabilities\n"
+    if event.sampled_prob is None:  # a server's logprob: raw or processed as the server is set, never both
+        chosen = f"p {event.prob:.3f} (the server's logprob: raw or processed, as it is set) · sampled p unknown"
+    else:
+        chosen = f"raw p {event.prob:.3f} · sampled p {event.sampled_prob:.3f}"
+    rank = str(event.rank) if event.rank is not None else f"unknown (not among the {len(event.candidates)} sent)"
+    if event.entropy is None:
+        entropy = "entropy unknown"
+    elif event.entropy_bound:
+        entropy = f"entropy ≥ {event.entropy:.2f} nats (from the top {len(event.candidates)})"
+    else:
+        entropy = f"entropy {event.entropy:.2f} nats"
+    return f"{chosen}\nrank {rank} · {entropy}"
+
+
 class CandidateList(OptionList):
     """The candidates; Enter on one branches the reply there."""
 
@@ -65,8 +83,8 @@ class ProbabilitySidebar(Vertical):
         yield Static("", id="spark-label")
         yield Sparkline([], id="sparkline")
 
-    def _piece(self, token_id: int, fallback: str) -> str:
-        return self.display_piece(token_id) if self.display_piece else visible(fallback)
+    def _piece(self, token_id: int | None, fallback: str) -> str:
+        return self.display_piece(token_id) if self.display_piece and token_id is not None else visible(fallback)
 
     def show_step(self, event: TokenEvent) -> None:
         """Show one step (called for the newest step while generating, or the step under the cursor)."""
@@ -77,9 +95,8 @@ class ProbabilitySidebar(Vertical):
         info = Text()
         info.append(f"step {event.index}  ", style="bold")
         info.append(self._piece(event.token_id, event.text), style="reverse")
-        info.append(f"  id {event.token_id}\n")
-        info.append(f"raw p {event.prob:.3f} · sampled p {event.sampled_prob:.3f}\n")
-        info.append(f"rank {event.rank} · entropy {event.entropy:.2f} nats")
+        info.append(f"  id {'unknown' if event.token_id is None else event.token_id}\n")
+        info.append(step_figures(event))
         self.query_one("#step-info", Static).update(info, layout=False)
         options = []
         for c in event.candidates:
@@ -89,7 +106,8 @@ class ProbabilitySidebar(Vertical):
             prompt.append(bar(c.prob), style="bold" if chosen else "")
             prompt.append(f" {c.prob * 100:5.1f}% ")
             prompt.append(self._piece(c.token_id, c.piece), style="bold" if chosen else "")
-            options.append(Option(prompt, id=str(c.token_id)))
+            # A candidate the server named by text only cannot be branched from: it has no id to force.
+            options.append(Option(prompt, id=None if c.token_id is None else str(c.token_id)))
         candidates = self.query_one(CandidateList)
         candidates.set_options(options)
         # Start on the chosen token, so one key down is the nearest alternative.
@@ -98,7 +116,8 @@ class ProbabilitySidebar(Vertical):
 
     def show_reply(self, events: Sequence[TokenEvent]) -> None:
         """The sparkline over the whole reply: chosen-token probability, or entropy."""
-        data = [e.entropy for e in events] if self.sparkline_of == "entropy" else [e.prob for e in events]
+        # Steps the server sent no figure for are left out of the line, not drawn as zero.
+        data = [v for v in ((e.entropy if self.sparkline_of == "entropy" else e.prob) for e in events) if v is not None]
         self.query_one(Sparkline).data = data
         what = "entropy" if self.sparkline_of == "entropy" else "chosen-token probability"
         self.query_one("#spark-label", Static).update(f"{what} over {len(events)} tokens", layout=False)

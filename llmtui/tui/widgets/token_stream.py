@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from llmtui.core.events import TokenEvent
-from llmtui.tui.widgets.chips import PROB_LEGEND, Chip, ChipView, chip_label, prob_bucket
+from llmtui.tui.widgets.chips import PROB_LEGEND, Chip, ChipView, chip_label, prob_kind
 
 Display = Callable[[int], str]  # token id -> its piece for humans (true bytes, whitespace visible)
 
@@ -30,10 +30,11 @@ class TokenChips(ChipView):
         self.display_piece: Display | None = None
 
     def _chip(self, event: TokenEvent) -> Chip:
-        label = self.display_piece(event.token_id) if self.display_piece else chip_label(event.text)
+        known = self.display_piece is not None and event.token_id is not None
+        label = self.display_piece(event.token_id) if known else chip_label(event.text)  # type: ignore[misc,arg-type]
         if self.show_ids:
-            label = f"{label}│{event.token_id}"
-        return Chip(label, f"prob-{prob_bucket(event.prob)}", breaks="↵" in label)
+            label = f"{label}│{'?' if event.token_id is None else event.token_id}"
+        return Chip(label, prob_kind(event.prob), breaks="↵" in label)
 
     def show(self, events: Sequence[TokenEvent]) -> None:
         self.events = list(events)

@@ -1,0 +1,515 @@
+"""Any OpenAI-compatible server as a Backend: vLLM, SGLang, llama.cpp's server, ollama, or a hosted API.
+
+`connect()` asks the server's `/v1/models` which model it serves. `llmtui serve` describes its model in
+llmtui's extension and gets `ClientBackend` (every figure the local engine gives); any other server gets
+`OpenAIBackend`, which streams `/v1/chat/completions` with `logprobs` and `top_logprobs` and turns what
+comes back into TokenEvents, knowing only what the server says:
+
+- a token's probability is exp(logprob) as the server computed it (raw by default in vLLM; processed when
+  its `--logprobs-mode` says so: the server does not say which, so neither do we); the sampled probability
+  is unknown; a server that sends no log probabilities gives events with none (the chips are neutral);
+- the entropy comes from the top candidates only (at most 20), so it is a lower bound and marked so;
+- token ids from llama.cpp's `id`, or vLLM's `return_tokens_as_token_ids` ("token_id:N"); the text of each
+  token from its true bytes (the local tokenizer's when the model's tokenizer is here, else the server's
+  `bytes`), decoded across tokens so that a character split over two tokens shows whole on the second. The
+  server's own streamed text is the reply: where bytes disagree with it (byte-level BPE tokens read as text
+  arrive garbled from some servers), the chunk's text is the server's.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+
+from llmtui.backends.base import Capabilities, Progress, Reply, StartBackend
+from llmtui.backends.client import ClientBackend
+from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply, error_message
+from llmtui.backends.served_tokenizer import ServerTokenizerView
+from llmtui.core.choices import ModelOptions
+from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError
+from llmtui.core.events import Candidate, ReplyStats, TokenEvent
+from llmtui.core.info import EngineInfo, ModelInfo
+from llmtui.core.prompt import Message, Prompt, fit
+from llmtui.core.sampling import SamplingParams
+from llmtui.core.tokens import TokenizerView
+from llmtui.core.wire import EXTENSION, MAX_TOP_LOGPROBS, MIN_LOGPROB
+
+# vLLM's return_tokens_as_token_ids names each token so.
+_TOKEN_ID = re.compile(r"^token_id:(\d+)$")
+# finish_reason -> ReplyStats.stop_reason ("stop" may be the end-of-sequence token or a stop string: the
+# server does not say which; end of sequence is the common case).
+STOP_REASONS = {"stop": "eos", "length": "max_tokens", "eos": "eos", "abort": "stopped"}
+
+
+@dataclass(frozen=True)
+class RemotePrompt(Prompt):
+    """A prompt for a chat completions server: the messages travel; the ids are the server's when its
+    `/tokenize` gave them (else empty)."""
+
+    messages: tuple[Message, ...] = field(default=(), compare=False)
+
+
+def list_models(endpoint: Endpoint) -> list[dict[str, Any]]:
+    """The server's `/v1/models` entries (each with at least an ``id``)."""
+    probe = _Probe(endpoint)
+    try:
+        data = probe.request("GET", "/v1/models")
+    finally:
+        probe.close()
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
+        raise InvalidValue(f"{endpoint.host}'s /v1/models is not a list of models")
+    return entries
+
+
+def connect(endpoint: Endpoint, model: str | None = None) -> HttpBackend:
+    """A backend for ``model`` on the server at ``endpoint`` (the only one it serves when None)."""
+    entries = list_models(endpoint)
+    names = ", ".join(repr(e["id"]) for e in entries[:10]) or "none"
+    if model is None:
+        if len(entries) != 1:
+            raise InvalidValue(f"{endpoint.host} serves {len(entries)} models ({names}): name one")
+        entry = entries[0]
+    else:
+        # ollama names a model's default tag in full ("llama3.2:latest"); `ollama run llama3.2` needs no tag.
+        entry = next((e for e in entries if e["id"] == model), None) or next(
+            (e for e in entries if e["id"] == f"{model}:latest"), None
+        )
+        if entry is None:
+            raise InvalidValue(f"{endpoint.host} has no model {model!r}; it serves {names}")
+    if EXTENSION in entry:
+        return ClientBackend(endpoint=endpoint, model=entry["id"])
+    return OpenAIBackend(endpoint, entry)
+
+
+def starter(endpoint: Endpoint, model: str | None) -> StartBackend:
+    """How the workstation starts (and restarts) its backend when it is a client of a server: it connects,
+    for ``model`` (the one the server serves when None)."""
+
+    def start(options: ModelOptions, progress: Progress) -> HttpBackend:
+        progress(0.0, f"connecting to {endpoint.host}")
+        return connect(endpoint, model)
+
+    return start
+
+
+class _Probe(HttpBackend):
+    """A connection before there is a model: for `/v1/models`."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.connect(endpoint)
+
+    def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
+        raise NotImplementedError
+
+    def generate(self, prompt: Prompt, params: SamplingParams, **_: Any) -> Reply:
+        raise NotImplementedError
+
+
+def context_length(entry: dict[str, Any]) -> int:
+    """The model's context from its /v1/models entry: vLLM's and SGLang's max_model_len, llama.cpp's meta;
+    0 when the server does not say."""
+    for value in (entry.get("max_model_len"), (entry.get("meta") or {}).get("n_ctx_train")):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def local_view(model: str) -> TokenizerView | None:
+    """The model's tokenizer when it is on this machine (the HF cache, a directory), else None."""
+    from llmtui.engine.specs import load_tokenizer
+
+    try:
+        return TokenizerView(load_tokenizer(model), model)
+    except (LlmtuiError, OSError, ValueError):
+        return None
+
+
+class OpenAIBackend(HttpBackend):
+    """Replies from any OpenAI-compatible server's chat completions, with the probabilities it sends."""
+
+    def __init__(self, endpoint: Endpoint, entry: dict[str, Any]) -> None:
+        self.connect(endpoint)
+        self.model_id = str(entry["id"])
+        self.owner = str(entry.get("owned_by") or "")
+        self.what = f"the server ({self.owner})" if self.owner else "the server"
+        self.view = local_view(self.model_id)
+        self.tokenizes: bool | None = None  # whether POST /tokenize takes messages (vLLM, llmtui serve)
+        self.logprobs = True  # cleared when the server refuses the field (ChatReply.ask_again)
+        self._fitted: tuple[Message, ...] = ()
+        context = context_length(entry)
+        model = ModelInfo(
+            name=self.model_id,
+            spec=endpoint.public_url,
+            path="",
+            architecture="remote",
+            model_type=self.owner or "unknown",
+            parameters=None,
+            context_length=context or None,
+            vocab_size=self.view.size if self.view else 0,
+            special_tokens={},
+            special_token_ids={},
+            chat_template=None,
+            size_bytes=0,
+            fingerprint="",
+            forward="remote",
+        )
+        self.info = EngineInfo(
+            model=model,
+            device=endpoint.host,
+            weights="unknown",
+            forward="remote",
+            forward_note=f"served by {endpoint.public_url}",
+            context_length=context,
+            defaults=SamplingParams(),
+        )
+        # Branching is the server's to allow: extend_refusal says, per reply, why not where it cannot.
+        self.capabilities = Capabilities(scoring=False, lens=False)
+
+    def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
+        """The messages, with the prompt's ids from the server's `/tokenize` where it takes messages (vLLM,
+        SGLang, llmtui serve), the oldest turns left out when the server's context is known to overflow."""
+        if self.tokenizes is not False:
+            try:
+                if self.info.context_length:
+                    prompt = fit(messages, reserve, self.info.context_length, self._template)
+                else:
+                    _, ids, _ = self._template(messages)
+                    prompt = Prompt("", tuple(ids), True, 0, 0)
+            except ContextOverflow:
+                raise
+            except LlmtuiError:
+                self.tokenizes = False  # llama.cpp's /tokenize takes text only; OpenAI has none
+            else:
+                self.tokenizes = True
+                text = self.detokenize(prompt.ids)
+                return RemotePrompt(**{**_fields(prompt), "text": text}, messages=self._fitted)
+        return RemotePrompt("", (), True, 0, self.info.context_length, messages=tuple(messages))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` by the server's /detokenize (vLLM's), for the inspector; "" where it has none."""
+        try:
+            answer = self.request("POST", "/detokenize", {"model": self.model_id, "tokens": list(ids)})
+        except LlmtuiError:
+            return ""
+        text = answer.get("prompt") if isinstance(answer, dict) else None
+        return text if isinstance(text, str) else ""
+
+    def _template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
+        body = {"model": self.model_id, "messages": list(messages), "add_generation_prompt": True}
+        answer = self.request("POST", "/tokenize", body)
+        ids = answer.get("tokens") if isinstance(answer, dict) else None
+        # vLLM's answer (and llmtui serve's) counts; llama.cpp's, to a request without its "content", is empty.
+        if not isinstance(ids, list) or not ids or "count" not in answer or not all(isinstance(i, int) for i in ids):
+            raise InvalidValue("the server's /tokenize gave no token ids for the messages")
+        self._fitted = tuple(messages)  # the last call is the one that fits
+        return "", ids, True
+
+    def inspector_view(self) -> TokenizerView | None:
+        """The model's tokenizer when it is here; else the server's own, through its /tokenize."""
+        return self.view or ServerTokenizerView(self, self.model_id)
+
+    def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
+        """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
+        where = self.where
+        if self.tokenizes is False:
+            return (
+                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, and its "
+                "/tokenize does not take chat messages (vLLM's does)"
+            )
+        if any(i is None for i in prefix):
+            return f"{where} cannot continue or branch this reply: it did not say which tokens it wrote (no ids)"
+        return None
+
+    def generate(
+        self, prompt: Prompt, params: SamplingParams, *, prefix: Sequence[int] = (), force: int | None = None
+    ) -> Reply:
+        if not isinstance(prompt, RemotePrompt):
+            raise InvalidValue("a prompt for another engine cannot be sent to this server")
+        if not prefix and force is None:
+            return ChatReply(self, prompt, params.validate())
+        refusal = self.extend_refusal(prefix)
+        if refusal is None and not prompt.ids:  # a prompt the server's /tokenize gave no ids for
+            self.tokenizes = False
+            refusal = self.extend_refusal(prefix)
+        if refusal:
+            raise InvalidValue(refusal)
+        # The rendered prompt's ids, the reply's kept tokens and the forced one, through /v1/completions.
+        return CompletionReply(self, prompt, params.validate(), tuple(prefix), force)
+
+
+def _fields(prompt: Prompt) -> dict[str, Any]:
+    return {
+        "text": prompt.text,
+        "ids": prompt.ids,
+        "templated": prompt.templated,
+        "dropped_turns": prompt.dropped_turns,
+        "context_length": prompt.context_length,
+    }
+
+
+def token_id(entry: dict[str, Any]) -> int | None:
+    """A logprobs entry's token id: llama.cpp's ``id``, vLLM's "token_id:N" (return_tokens_as_token_ids)."""
+    value = entry.get("id")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = _TOKEN_ID.match(str(entry.get("token", "")))
+    return int(m.group(1)) if m else None
+
+
+def prob_of(logprob: Any) -> float:
+    """A probability from the wire's logprob (-9999 and below: 0)."""
+    if not isinstance(logprob, (int, float)) or isinstance(logprob, bool) or math.isnan(logprob):
+        raise ValueError("a logprob that is not a number")
+    return 0.0 if logprob <= MIN_LOGPROB else min(1.0, math.exp(logprob))
+
+
+def entropy_lower_bound(probs: Sequence[float]) -> float:
+    """A lower bound on the entropy (nats) of a distribution of which only the top ``probs`` are known.
+
+    The unseen mass r = 1 - sum(probs) lies on tokens each no likelier than the least of the top, so each
+    of its nats is at least -ln(min p): H >= sum(-p ln p) + r * -ln(min p).
+    """
+    seen = sum(-p * math.log(p) for p in probs if p > 0)
+    rest = max(0.0, 1.0 - sum(probs))
+    least = min((p for p in probs if p > 0), default=0.0)
+    return seen + (rest * -math.log(least) if rest > 0 and least > 0 else 0.0)
+
+
+class OpenAIReply(StreamedReply):
+    """A reply streamed from an OpenAI-compatible server, with the log probabilities it sends. Subclasses
+    say which endpoint, and where a chunk's choice carries its text and its log probabilities."""
+
+    backend: OpenAIBackend
+    prompt: RemotePrompt
+
+    def __init__(
+        self,
+        backend: OpenAIBackend,
+        prompt: RemotePrompt,
+        params: SamplingParams,
+        prefix: tuple[int, ...] = (),
+        force: int | None = None,
+    ) -> None:
+        super().__init__(backend, prompt, params, prefix, force)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] = {}
+
+    def sampling(self, max_tokens: int) -> dict[str, Any]:
+        """What every request carries: the model, streaming, and the sampling fields the server knows."""
+        p = self.params
+        body: dict[str, Any] = {
+            "model": self.backend.model_id,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+        }
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.stop:
+            body["stop"] = list(p.stop)
+        # Beyond OpenAI's fields, sent only when they change anything (vLLM, SGLang, llama.cpp and ollama
+        # take them; a strict server refuses what it does not know).
+        if p.top_k:
+            body["top_k"] = p.top_k
+        if p.repetition_penalty != 1.0:
+            body["repetition_penalty"] = p.repetition_penalty
+        if self.backend.logprobs and self.backend.owner == "vllm":
+            body["return_tokens_as_token_ids"] = True
+        return body
+
+    def ask_again(self, response: httpx.Response) -> bool:
+        # A server that refuses log probabilities (a hosted API's model without them, a capped
+        # --max-logprobs) still writes the reply: ask without them; its steps then carry none.
+        said = error_message(response).lower()
+        if response.status_code == 400 and "logprob" in said and self.backend.logprobs:
+            self.backend.logprobs = False
+            return True
+        return False
+
+    @property
+    def top(self) -> int:
+        return min(self.params.top_candidates, MAX_TOP_LOGPROBS)
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        """The text a chunk's choice adds to the reply."""
+        raise NotImplementedError
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        """A choice's log probabilities, one entry per token, in chat completions' shape."""
+        raise NotImplementedError
+
+    def take(self, chunk: dict[str, Any]) -> Iterable[TokenEvent]:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self._usage = usage
+        choices = chunk.get("choices") or []
+        if not choices:
+            return ()
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self._finish_reason = str(choice["finish_reason"])
+        content = self.text_of(choice)
+        if content is not None and not isinstance(content, str):
+            raise ValueError("a chunk whose text is not text")
+        entries = self.entries_of(choice)
+        if not entries:
+            # No log probabilities: the text streams, a step without figures (never invented ones).
+            return (self._event(None, content),) if content else ()
+        events = [self._event(entry, None) for entry in entries]
+        if content is not None and "".join(e.text for e in events) != content:
+            # The tokens' bytes disagree with the server's text (garbled byte-level pieces): the text is the
+            # server's, on the chunk's last step.
+            self._decoder.reset()
+            events = [_with_text(e, "") for e in events[:-1]] + [_with_text(events[-1], content)]
+        return events
+
+    def _event(self, entry: dict[str, Any] | None, text: str | None) -> TokenEvent:
+        index = len(self.prefix) + len(self.events)
+        elapsed = time.perf_counter() - self.started
+        if entry is None:
+            return TokenEvent(index, None, text or "", None, None, None, None, (), elapsed)
+        chosen = token_id(entry)
+        prob = prob_of(entry.get("logprob"))
+        data = self._bytes(entry, chosen)
+        tops = [t for t in entry.get("top_logprobs") or [] if isinstance(t, dict)]
+        candidates = tuple(
+            Candidate(token_id(t), self._piece(t, token_id(t)), prob_of(t.get("logprob")))
+            for t in tops[: self.params.top_candidates]
+        )
+        rank = None
+        for i, t in enumerate(tops):
+            # Without ids, the same text and log probability: the legacy format keys its top by text, so two
+            # tokens shown alike (a partial character) collapse into one entry, and then the rank is unknown.
+            if chosen is not None:
+                same = token_id(t) == chosen
+            else:
+                same = t.get("token") == entry.get("token") and t.get("logprob") == entry.get("logprob")
+            if same:
+                rank = i
+                break
+        entropy = entropy_lower_bound([c.prob for c in candidates]) if candidates else None
+        return TokenEvent(
+            index,
+            chosen,
+            self._decoder.decode(data),
+            prob,
+            None,
+            rank,
+            entropy,
+            candidates,
+            elapsed,
+            entropy_bound=entropy is not None,
+        )
+
+    def _bytes(self, entry: dict[str, Any], chosen: int | None) -> bytes:
+        """A token's true bytes: the local tokenizer's, else the server's ``bytes``, else its text."""
+        view = self.backend.view
+        if view is not None and chosen is not None and chosen < view.size:
+            return view.piece_bytes(chosen)
+        raw = entry.get("bytes")
+        named_by_id = _TOKEN_ID.match(str(entry.get("token", "")))  # its bytes are of "token_id:N"
+        if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw) and not named_by_id:
+            return bytes(raw)
+        return str(entry.get("token", "")).encode("utf-8", errors="replace")
+
+    def _piece(self, entry: dict[str, Any], chosen: int | None) -> str:
+        view = self.backend.view
+        if view is not None and chosen is not None and chosen < view.size:
+            return view.pieces[chosen]
+        return self._bytes(entry, chosen).decode("utf-8", errors="replace")
+
+    def ended(self) -> ReplyStats | None:
+        if self._finish_reason is None:
+            return None
+        reason = STOP_REASONS.get(self._finish_reason, "eos")
+        prompt_tokens = self._usage.get("prompt_tokens")
+        if not isinstance(prompt_tokens, int):
+            prompt_tokens = len(self.prompt.ids)
+        return ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+
+
+class ChatReply(OpenAIReply):
+    """A reply from `/v1/chat/completions`: the messages in, the text and log probabilities out."""
+
+    path = "/v1/chat/completions"
+
+    def body(self) -> dict[str, Any]:
+        body = {**self.sampling(self.params.max_new_tokens), "messages": list(self.prompt.messages)}
+        if self.backend.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.top
+        return body
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        return (choice.get("delta") or {}).get("content")
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        return list((choice.get("logprobs") or {}).get("content") or [])
+
+
+class CompletionReply(OpenAIReply):
+    """A reply continued or branched through `/v1/completions`: the prompt as token ids (the rendered
+    prompt's, the reply's kept tokens, the forced one), the legacy log probabilities out. The forced token
+    is the user's choice, not the server's: its step carries no probability of its own."""
+
+    path = "/v1/completions"
+
+    def body(self) -> dict[str, Any]:
+        forced = [] if self.force is None else [self.force]
+        body = {
+            **self.sampling(max(1, self.params.max_new_tokens - len(forced))),
+            "prompt": [*self.prompt.ids, *self.prefix, *forced],
+        }
+        if self.backend.logprobs:
+            body["logprobs"] = self.top
+        return body
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        if self.force is not None:
+            try:
+                event = self._forced(self.force)
+            except LlmtuiError:
+                self._finish("error")
+                raise
+            self.events.append(event)
+            yield event
+        yield from super().__iter__()
+
+    def _forced(self, token: int) -> TokenEvent:
+        view = self.backend.view
+        if view is not None and token < view.size:
+            text = self._decoder.decode(view.piece_bytes(token))
+        else:  # the server's own detokenizer (vLLM's /detokenize)
+            text = self.backend.detokenize([token])
+        return TokenEvent(len(self.prefix), token, text, None, None, None, None, (), time.perf_counter() - self.started)
+
+    def text_of(self, choice: dict[str, Any]) -> str | None:
+        return choice.get("text")
+
+    def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        legacy = choice.get("logprobs") or {}
+        tokens = legacy.get("tokens") or []
+        logprobs = legacy.get("token_logprobs") or []
+        tops = legacy.get("top_logprobs") or [None] * len(tokens)
+        entries = []
+        for token, logprob, top in zip(tokens, logprobs, tops, strict=True):
+            ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
+            entries.append(
+                {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": x} for t, x in ranked]}
+            )
+        return entries
+
+
+def _with_text(event: TokenEvent, text: str) -> TokenEvent:
+    return replace(event, text=text)
