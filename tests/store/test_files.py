@@ -56,6 +56,69 @@ def test_modes_are_set_only_on_directories_llmtui_creates(tmp_path, umask_022):
     assert mode(data / "conversations" / ".trash") == 0o700  # created by llmtui inside its own dir
 
 
+WRITE_PAST_A_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from llmtui.store.files import StoreError, atomic_write
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+try:
+    atomic_write(Path(sys.argv[1]), b"new " * 100_000)
+except StoreError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_a_write_that_dies_midway_leaves_the_old_file_whole(tmp_path):
+    """The disk refuses the write part-way (a file size limit, as a full disk would): the target still holds
+    its old content, whole, and no temporary file is left beside it."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "conversation.json"
+    atomic_write(target, b"old " * 1000)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_PAST_A_SIZE_LIMIT, str(target), str(64 * 1024)], capture_output=True, text=True
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "cannot write" in proc.stdout and str(target) in proc.stdout
+    assert target.read_bytes() == b"old " * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["conversation.json"]
+
+
+def test_a_reader_never_sees_a_partial_file(tmp_path, monkeypatch):
+    """A reader that opened the file before a write keeps reading the old content whole (the new content is
+    a new file renamed over the name, never written into the old one), and the name holds the new content
+    whole after it; the data and then the rename are flushed to the disk, in that order."""
+    target = tmp_path / "conversation.json"
+    atomic_write(target, b"old " * 1000)
+    before = os.stat(target).st_ino
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:  # the real fsync, recorded: what reached the disk, in order
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else f"file:{os.fstat(fd).st_ino}")
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        synced.append(f"rename:{os.stat(src).st_ino}")
+        real_replace(src, dst)
+
+    with open(target, "rb") as reader:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fsync", fsync)
+            patch.setattr(os, "replace", replace)
+            atomic_write(target, b"new " * 2000)
+        assert reader.read() == b"old " * 1000
+    assert target.read_bytes() == b"new " * 2000
+    after = os.stat(target).st_ino
+    assert after != before
+    assert synced == [f"file:{after}", f"rename:{after}", "dir"]
+    assert mode(target) == 0o600
+
+
 def test_a_file_the_user_names_is_0600_and_its_directory_is_left_alone(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
