@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, conversation, decode, history, inspector, score, serve, ttft
+from bench import app, conversation, decode, history, identity, inspector, score, serve, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
 # One module per suite, in the table's order.
 SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "decode": decode.run,
+    "identity": identity.run,
     "ttft": ttft.run,
     "score": score.run,
     "serve": serve.run,
@@ -33,7 +34,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "history": history.run,
     "conversation": conversation.run,
 }
-ALIASES = {"engine": ("decode", "ttft")}
+ALIASES = {"engine": ("decode", "identity", "ttft")}
 MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
 
 
