@@ -62,6 +62,7 @@ def test_corrupt_files_are_reported_and_left_in_place(store):
     assert len(problems) == 3
     assert any("broken.json" in p and "not valid JSON" in p for p in problems)
     assert any("format" in p for p in problems)
+    assert any("binary.json is not UTF-8 text (byte offset 0)" in p for p in problems)
     assert (store.root / "broken.json").read_text() == "{not json"
     with pytest.raises(StoreError, match="line 1"):
         store.load("broken")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import builders
 import pytest
@@ -13,7 +14,7 @@ from llmtui.core.conversation import Conversation
 from llmtui.core.errors import InvalidValue
 from llmtui.core.sampling import SamplingParams
 from llmtui.store.conversations import ConversationStore, StoreError
-from llmtui.store.files import atomic_write, private_dir
+from llmtui.store.files import atomic_write, cache_dir, config_dir, data_dir, private_dir
 from llmtui.store.settings import load_settings, save_settings, settings_path
 
 
@@ -83,7 +84,7 @@ def test_a_write_that_dies_midway_leaves_the_old_file_whole(tmp_path):
         [sys.executable, "-c", WRITE_PAST_A_SIZE_LIMIT, str(target), str(64 * 1024)], capture_output=True, text=True
     )
     assert proc.returncode == 3, proc.stderr
-    assert "cannot write" in proc.stdout and str(target) in proc.stdout
+    assert proc.stdout == f"cannot write {target}: File too large\n"  # one line, the reason without decoration
     assert target.read_bytes() == b"old " * 1000
     assert [p.name for p in tmp_path.iterdir()] == ["conversation.json"]
 
@@ -96,10 +97,12 @@ def test_a_reader_never_sees_a_partial_file(tmp_path, monkeypatch):
     atomic_write(target, b"old " * 1000)
     before = os.stat(target).st_ino
     synced: list[str] = []
+    names: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:  # the real fsync, recorded: what reached the disk, in order
         synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else f"file:{os.fstat(fd).st_ino}")
+        names.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
 
     def replace(src, dst) -> None:
@@ -116,7 +119,28 @@ def test_a_reader_never_sees_a_partial_file(tmp_path, monkeypatch):
     after = os.stat(target).st_ino
     assert after != before
     assert synced == [f"file:{after}", f"rename:{after}", "dir"]
+    # The temporary file is hidden beside its target (a rename never crosses file systems), named after it.
+    temporary, directory = Path(names[0]), Path(names[1])
+    assert temporary.parent == directory == tmp_path
+    assert temporary.name.startswith(".conversation.json.") and temporary.name.endswith(".tmp")
     assert mode(target) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("variable", "where", "platforms"),
+    [
+        ("LLMTUI_CONFIG_DIR", config_dir, "user_config_dir"),
+        ("LLMTUI_DATA_DIR", data_dir, "user_data_dir"),
+        ("LLMTUI_CACHE_DIR", cache_dir, "user_cache_dir"),
+    ],
+)
+def test_each_directory_is_its_override_else_the_platforms(tmp_path, monkeypatch, variable, where, platforms):
+    import platformdirs
+
+    monkeypatch.setenv(variable, str(tmp_path / "mine"))
+    assert where() == tmp_path / "mine"
+    monkeypatch.delenv(variable)
+    assert where() == Path(getattr(platformdirs, platforms)("llmtui"))
 
 
 def test_a_file_the_user_names_is_0600_and_its_directory_is_left_alone(tmp_path):
@@ -231,6 +255,10 @@ def test_hostile_conversation_files_are_reported_and_skipped(private_dirs):
     for name in ("zero", "fifo"):
         with pytest.raises(StoreError, match=r"is not a regular file"):
             store.load(name)
+    os.symlink("loop.json", store.root / "loop.json")  # a file that cannot even be looked at
+    with pytest.raises(StoreError) as caught:
+        store.load("loop")
+    assert str(caught.value) == f"cannot read {store.root / 'loop.json'}: Too many levels of symbolic links"
 
 
 def test_the_seed_has_a_range_like_every_value(private_dirs):
