@@ -14,7 +14,7 @@ from llmtui.core.conversation import Conversation
 from llmtui.core.errors import InvalidValue
 from llmtui.core.sampling import SamplingParams
 from llmtui.store.conversations import ConversationStore, StoreError
-from llmtui.store.files import atomic_write, cache_dir, config_dir, data_dir, private_dir
+from llmtui.store.files import atomic_write, cache_dir, config_dir, data_dir, private_dir, read_regular, writable
 from llmtui.store.settings import load_settings, save_settings, settings_path
 
 
@@ -283,3 +283,33 @@ def test_the_converted_model_cache_is_private(tmp_path, monkeypatch, umask_022):
     files = sorted(checkpoint.iterdir())
     assert {"config.json", "tokenizer.json", "model.safetensors"} <= {f.name for f in files}
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+
+
+def test_reads_are_whole_and_bounded(tmp_path):
+    """A file read in several chunks comes back byte for byte; one of exactly the limit is read, one byte more
+    is refused before reading; a file whose size says nothing of what it holds (as /proc's) is stopped at
+    the limit while it is read."""
+    data = os.urandom(3 << 20) + b"end"
+    path = tmp_path / "big.json"
+    path.write_bytes(data)
+    assert read_regular(path) == data
+    assert read_regular(path, limit=len(data)) == data
+    assert read_regular(path, head=10) == data[:10]
+    with pytest.raises(StoreError) as caught:
+        read_regular(path, limit=len(data) - 1)
+    assert str(caught.value) == f"{path} is {len(data):,} bytes; llmtui reads files of at most {len(data) - 1:,}"
+    maps = Path("/proc/self/maps")  # read a page (4 KiB) at a time: the limit is crossed over several reads
+    assert os.stat(maps).st_size == 0 and len(maps.read_bytes()) > 3 * 5000
+    with pytest.raises(StoreError) as caught:
+        read_regular(maps, limit=5000)
+    assert str(caught.value) == f"{maps} grew past 5,000 bytes while llmtui read it"
+
+
+def test_a_directory_that_cannot_be_looked_at_says_why(tmp_path):
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(StoreError) as caught:
+        private_dir(tmp_path / "loop" / "conversations")
+    reason = "Too many levels of symbolic links"
+    assert str(caught.value) == f"cannot use the directory {tmp_path / 'loop' / 'conversations'}: {reason}"
+    assert not writable(tmp_path / "loop") and not writable(tmp_path / "missing")
+    assert writable(tmp_path)
