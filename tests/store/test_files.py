@@ -189,6 +189,18 @@ def test_a_store_that_cannot_be_had_says_why_on_use(tmp_path):
         store.list()
     with pytest.raises(StoreError, match="a-file is not a directory"):
         _saved(store)
+    afile = tmp_path / "a-file"
+    for path, message in [
+        (afile, f"{afile} is not a directory"),
+        (afile / "x", f"{afile} is not a directory, so llmtui cannot keep {afile / 'x'} there"),
+    ]:
+        with pytest.raises(StoreError) as caught:
+            private_dir(path)
+        assert str(caught.value) == message
+    (tmp_path / "read-only").mkdir(mode=0o500)
+    with pytest.raises(StoreError) as caught:
+        private_dir(tmp_path / "read-only" / "a" / "b")
+    assert str(caught.value) == f"cannot create {tmp_path / 'read-only' / 'a'}: {tmp_path / 'read-only'} is read-only"
     (tmp_path / "a-file").unlink()  # the user fixes it while llmtui runs: the same store works again
     conversation_id = _saved(store)
     assert [s.id for s in store.list()[0]] == [conversation_id]
