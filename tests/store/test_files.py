@@ -199,7 +199,7 @@ def test_a_store_that_cannot_be_had_says_why_on_use(tmp_path):
         assert str(caught.value) == message
     (tmp_path / "read-only").mkdir(mode=0o500)
     with pytest.raises(StoreError) as caught:
-        private_dir(tmp_path / "read-only" / "a" / "b")
+        private_dir(tmp_path / "read-only" / "a" / "b" / "c")
     assert str(caught.value) == f"cannot create {tmp_path / 'read-only' / 'a'}: {tmp_path / 'read-only'} is read-only"
     (tmp_path / "a-file").unlink()  # the user fixes it while llmtui runs: the same store works again
     conversation_id = _saved(store)
