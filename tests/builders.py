@@ -66,6 +66,59 @@ def wordpiece(vocab_size: int = 300):
     return tok
 
 
+def with_template(tok, single: str, pair: str, specials: list[str]):
+    """The tokenizer with a post-processor that adds special tokens, as a model's tokenizer.json has it."""
+    from tokenizers import processors
+
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(name, tok.token_to_id(name)) for name in specials]
+    )
+    return tok
+
+
+def saved_tokenizers(root: Path) -> dict[str, Path]:
+    """Tokenizers of every kind users meet, each saved as a model ships it (tokenizer.json and
+    tokenizer_config.json), for comparing llmtui's ids with what transformers' AutoTokenizer reads from the
+    same files:
+
+    - byte-level BPE without a BOS (GPT-2, Qwen, SmolLM);
+    - SentencePiece with byte fallback whose tokenizer adds a BOS, as Llama 2's and Mistral's (their class);
+    - WordPiece that adds [CLS] and [SEP] (BERT, its class);
+    - WordPiece whose tokenizer.json also carries padding to 32 and truncation at 8 (sentence-transformers).
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    sentencepiece = with_template(sentencepiece_bpe(), "<s> $A", "<s> $A <s> $B", ["<s>"])
+    bert = with_template(wordpiece(), "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
+    padded = with_template(wordpiece(), "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"])
+    padded.enable_padding(length=32, pad_id=padded.token_to_id("[PAD]"), pad_token="[PAD]")
+    padded.enable_truncation(max_length=8)
+    bert_tokens = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"}
+    kinds = {
+        "byte-level BPE": (fast_tokenizer(byte_level_bpe()), {}),
+        "SentencePiece, BOS added": (
+            PreTrainedTokenizerFast(
+                tokenizer_object=sentencepiece, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+            ),
+            {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": False},
+        ),
+        "WordPiece, [CLS]/[SEP]": (
+            PreTrainedTokenizerFast(tokenizer_object=bert, **bert_tokens),
+            {"tokenizer_class": "BertTokenizer", "do_lower_case": True},
+        ),
+        "padding and truncation": (PreTrainedTokenizerFast(tokenizer_object=padded, **bert_tokens), {}),
+    }
+    paths = {}
+    for i, (kind, (tokenizer, config)) in enumerate(kinds.items()):
+        path = root / f"tokenizer-{i}"
+        tokenizer.save_pretrained(path)
+        if config:
+            saved = json.loads((path / "tokenizer_config.json").read_text())
+            (path / "tokenizer_config.json").write_text(json.dumps({**saved, **config}))
+        paths[kind] = path
+    return paths
+
+
 def fast_tokenizer(tok, *, chat_template: str | None = CHATML):
     from transformers import PreTrainedTokenizerFast
 
@@ -89,11 +142,16 @@ def tiny_llama(
     seed: int = 0,
     architecture: str = "llama",
     tied: bool = False,
+    rope_theta: float = 10000.0,
+    sharp_attention: float = 1.0,
 ) -> Path:
     """A 2-layer random decoder with a byte-level BPE tokenizer, saved as a normal checkpoint.
 
     ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
-    architecture the plain forward pass does not run).
+    architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
+    position hardly matters; ``sharp_attention`` scales the query and key projections (attention then picks
+    out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
+    frequency fast, so that a position off by one changes what the model says.
     """
     import torch
     from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config
@@ -113,6 +171,7 @@ def tiny_llama(
         eos_token_id=2,
         pad_token_id=2,
         tie_word_embeddings=tied,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
@@ -122,6 +181,8 @@ def tiny_llama(
         for name, param in model.named_parameters():
             if name.endswith("bias"):  # transformers starts biases at zero, which would test nothing
                 param.normal_(0, 0.5)
+            if name.endswith(("q_proj.weight", "k_proj.weight")):
+                param.mul_(sharp_attention)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

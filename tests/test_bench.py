@@ -74,6 +74,13 @@ def test_exactness_limit_passes_the_plain_pass_and_fails_int8(quick_bench):
     assert next(f for f in quick_bench[0]["figures"] if f["name"].startswith("  plain: greedy"))["met"] is True
 
 
+def test_free_running_greedy_replies_are_transformers(quick_bench):
+    (identity,) = [f for f in quick_bench[0]["figures"] if f["name"].startswith("greedy replies as transformers'")]
+    assert identity["extra"]["engine_forward"] == "plain"
+    assert identity["value"] == identity["extra"]["prompts"] == 3 and identity["met"] is True
+    assert identity["extra"]["tokens"] > 3  # every prompt's reply compared, not only its first token
+
+
 def test_the_app_is_compared_with_the_engine_alone_on_the_same_tokens(quick_bench):
     figures = {f["name"]: f for f in quick_bench[0]["figures"]}
     decode = figures["decode rate inside the app"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import threading
 
+import builders
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from llmtui.core.errors import ContextOverflow, InvalidValue
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.score import windows
 from llmtui.engine.generation import Engine, _StopStrings
+from llmtui.engine.loader import load
 
 
 def _chat(text: str, system: str | None = None) -> list[dict[str, str]]:
@@ -27,6 +29,27 @@ def test_greedy_matches_generate_on_tiny_model(tiny_engine, tiny_loaded):
     ids = [e.token_id for e in events]
     ref = _generate_reference(tiny_loaded, prompt, len(ids))
     assert ids == ref[: len(ids)]
+
+
+@pytest.fixture(scope="module")
+def positional_model_dir(tmp_path_factory):
+    """A tiny model whose attention is sharp and whose rotary frequencies are all fast, so that where a
+    token sits matters to what comes next (with the default tiny model an off-by-one position goes unseen)."""
+    return builders.tiny_llama(
+        tmp_path_factory.mktemp("positional") / "m", rope_theta=100.0, sharp_attention=4.0, context=512
+    )
+
+
+def test_greedy_matches_generate_over_many_positions(positional_model_dir):
+    """The engine's plain pass against transformers' `generate` on an untouched load, free-running over
+    96 positions after the prompt: every token the same."""
+    engine = Engine(load(str(positional_model_dir), device="cpu"))
+    reference = load(str(positional_model_dir), device="cpu", forward="transformers")
+    assert engine.forward.name == "plain"
+    prompt = engine.render(_chat("Hello world"))
+    events = list(engine.generate(prompt, SamplingParams(max_new_tokens=96)))
+    assert len(events) == 96  # no EOS: every position is compared
+    assert [e.token_id for e in events] == _generate_reference(reference, prompt, 96)
 
 
 def test_event_fields_are_consistent(tiny_engine):

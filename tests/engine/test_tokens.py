@@ -183,36 +183,67 @@ def test_default_tokenizer_file_matches_the_models_tokenizer(default_loaded, tex
 
 
 @pytest.fixture(scope="module")
-def padded_tokenizer_dir(tmp_path_factory):
-    """A WordPiece tokenizer.json that carries [CLS]/[SEP], padding to 32 and truncation at 8, as
-    sentence-transformers models ship them."""
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast
-
-    tok = builders.wordpiece()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
-    tok.enable_padding(length=32, pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")
-    tok.enable_truncation(max_length=8)
-    path = tmp_path_factory.mktemp("padded") / "padded"
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]"
-    )
-    fast.save_pretrained(path)
-    return path
-
-
-@pytest.mark.parametrize("text", ["hello world", "the quick brown fox jumps over the lazy dog " * 4])
-def test_padding_and_truncation_in_the_file_never_change_the_ids(padded_tokenizer_dir, text):
+def saved(tmp_path_factory):
+    """Every kind of tokenizer, saved as files; and, per kind, what transformers' AutoTokenizer reads from
+    them (the ids the model receives), llmtui's view of tokenizer.json as `llmtui tokenize` and the workstation
+    read it, and its view of the engine's own tokenizer (loaded as the engine loads it), as the server uses it."""
     from transformers import AutoTokenizer
 
-    from llmtui.engine.specs import load_tokenizer
+    from llmtui.engine.specs import load_tokenizer, load_transformers_tokenizer
 
-    expected = AutoTokenizer.from_pretrained(padded_tokenizer_dir)(text)["input_ids"]
-    view = TokenizerView(load_tokenizer(str(padded_tokenizer_dir)), "padded")
+    paths = builders.saved_tokenizers(tmp_path_factory.mktemp("tokenizers"))
+    return {
+        kind: (
+            AutoTokenizer.from_pretrained(path),
+            TokenizerView(load_tokenizer(str(path)), kind),
+            TokenizerView(load_transformers_tokenizer(path, kind, trust_remote_code=False), kind),
+        )
+        for kind, path in paths.items()
+    }
+
+
+KINDS = ["byte-level BPE", "SentencePiece, BOS added", "WordPiece, [CLS]/[SEP]", "padding and truncation"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("text", [*TEXTS, "the quick brown fox jumps over the lazy dog " * 4])
+def test_ids_from_the_files_are_auto_tokenizers(saved, kind, text):
+    """With and without special tokens, llmtui's ids are those AutoTokenizer gives from the same files
+    (another object, loaded another way); padding and truncation in the file never change them."""
+    auto, from_file, engines = saved[kind]
+    for special in (True, False):
+        expected = auto(text, add_special_tokens=special)["input_ids"]
+        for view in (from_file, engines):
+            result = view.tokenize(text, add_special_tokens=special)
+            assert result.ids == expected, (view is engines, special)
+            assert len(result.offsets) == len(expected)
+
+
+def test_the_tokenizers_add_their_own_special_tokens(saved):
+    """What the comparison above stands on: the tokenizers add their BOS, [CLS] and [SEP] themselves, so
+    that tokenizing without them gives other ids."""
+    firsts = {}
+    for kind in KINDS:
+        auto = saved[kind][0]
+        with_special, without = auto("hello world")["input_ids"], auto("hello world", add_special_tokens=False)
+        firsts[kind] = [auto.convert_ids_to_tokens(i) for i in with_special if i in auto.all_special_ids]
+        assert len(with_special) - len(without["input_ids"]) == len(firsts[kind])
+    assert firsts == {
+        "byte-level BPE": [],
+        "SentencePiece, BOS added": ["<s>"],
+        "WordPiece, [CLS]/[SEP]": ["[CLS]", "[SEP]"],
+        "padding and truncation": ["[CLS]", "[SEP]"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [("Hello world", b" Hello world"), ("  two  spaces", b"  two  spaces"), ("龍 x", b" \xe9\xbe\x8d x")],
+)
+def test_sentencepiece_true_bytes_have_spaces_where_the_marker_is(saved, text, data):
+    """▁ stands for a space (the one SentencePiece prepends included) and <0xE9> for one byte."""
+    _, view, _ = saved["SentencePiece, BOS added"]
     result = view.tokenize(text)
-    assert result.ids == expected
-    assert len(result.offsets) == len(expected)
-    assert view.tokenize(text, add_special_tokens=False).ids == expected[1:-1]
+    assert [t.special for t in result][:1] == [True]  # the BOS
+    assert b"".join(t.data for t in result if not t.special) == data
+    assert all("▁" not in t.display for t in result)

@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import os
 import stat
+import threading
 
 import pytest
 
@@ -61,6 +62,7 @@ def test_corrupt_files_are_reported_and_left_in_place(store):
     assert len(problems) == 3
     assert any("broken.json" in p and "not valid JSON" in p for p in problems)
     assert any("format" in p for p in problems)
+    assert any("binary.json is not UTF-8 text (byte offset 0)" in p for p in problems)
     assert (store.root / "broken.json").read_text() == "{not json"
     with pytest.raises(StoreError, match="line 1"):
         store.load("broken")
@@ -93,6 +95,59 @@ def test_two_concurrent_writers_never_corrupt_a_file_or_lose_a_turn(store):
     assert turns == {f"{who} {i}" for who in "ab" for i in range(15)}
 
 
+def _held_writer(root: str, conversation_id: str, inside, release) -> None:
+    """Another instance's save, held inside its critical section: it has found the revision it read still on
+    disk and not yet written its own."""
+    os.environ["LLMTUI_DATA_DIR"] = os.path.dirname(root)
+    store = ConversationStore()
+    conversation = store.load(conversation_id)
+    conversation.add_user("from the held instance")
+    found = ConversationStore._revision_on_disk
+
+    def found_then_held(self, cid):
+        revision = found(self, cid)
+        inside.set()
+        release.wait(30)
+        return revision
+
+    ConversationStore._revision_on_disk = found_then_held
+    assert store.save(conversation).forked is False
+
+
+def test_the_lock_excludes_a_writer_while_another_is_inside_its_critical_section(store):
+    """One process is held between reading the revision on disk and writing its own; a save from this
+    process waits for it, then sees the new revision and forks. Without the lock both would find the same
+    revision and the later write would overwrite the other's turn."""
+    c = _conversation()
+    store.save(c)
+    c.add_user("from this instance")
+    original = c.id
+    ctx = multiprocessing.get_context("spawn")
+    inside, release = ctx.Event(), ctx.Event()
+    held = ctx.Process(target=_held_writer, args=(str(store.root), c.id, inside, release))
+    held.start()
+    try:
+        assert inside.wait(60), "the other writer never reached its critical section"
+        result: list = []
+        ours = threading.Thread(target=lambda: result.append(store.save(c)))
+        ours.start()
+        ours.join(0.5)
+        assert ours.is_alive() and not result, "a save went ahead while another writer held the lock"
+        release.set()
+        ours.join(30)
+        held.join(30)
+        assert held.exitcode == 0
+    finally:
+        release.set()
+        held.join(5)
+        if held.is_alive():
+            held.kill()
+    (saved,) = result
+    assert saved.forked and saved.id != original
+    assert store.load(original).turns[-1].content == "from the held instance"
+    assert store.load(saved.id).turns[-1].content == "from this instance"
+
+
 def test_a_stale_writer_forks_instead_of_overwriting(store):
     c = _conversation()
     store.save(c)
@@ -101,7 +156,7 @@ def test_a_stale_writer_forks_instead_of_overwriting(store):
     store.save(other)
     c.add_user("from this instance")
     result = store.save(c)
-    assert (result.forked and result.id != c.id) or result.forked
+    assert result.forked and result.id != other.id
     assert store.load(other.id).turns[-1].content == "from the other instance"
     assert store.load(result.id).turns[-1].content == "from this instance"
 

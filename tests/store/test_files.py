@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import builders
 import pytest
@@ -13,7 +14,7 @@ from llmtui.core.conversation import Conversation
 from llmtui.core.errors import InvalidValue
 from llmtui.core.sampling import SamplingParams
 from llmtui.store.conversations import ConversationStore, StoreError
-from llmtui.store.files import atomic_write, private_dir
+from llmtui.store.files import atomic_write, cache_dir, config_dir, data_dir, private_dir, read_regular, writable
 from llmtui.store.settings import load_settings, save_settings, settings_path
 
 
@@ -54,6 +55,92 @@ def test_modes_are_set_only_on_directories_llmtui_creates(tmp_path, umask_022):
     store.delete(conversation_id)
     assert mode(data) == mode(data / "conversations") == 0o755
     assert mode(data / "conversations" / ".trash") == 0o700  # created by llmtui inside its own dir
+
+
+WRITE_PAST_A_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from llmtui.store.files import StoreError, atomic_write
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+try:
+    atomic_write(Path(sys.argv[1]), b"new " * 100_000)
+except StoreError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_a_write_that_dies_midway_leaves_the_old_file_whole(tmp_path):
+    """The disk refuses the write part-way (a file size limit, as a full disk would): the target still holds
+    its old content, whole, and no temporary file is left beside it."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "conversation.json"
+    atomic_write(target, b"old " * 1000)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_PAST_A_SIZE_LIMIT, str(target), str(64 * 1024)], capture_output=True, text=True
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == f"cannot write {target}: File too large\n"  # one line, the reason without decoration
+    assert target.read_bytes() == b"old " * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["conversation.json"]
+
+
+def test_a_reader_never_sees_a_partial_file(tmp_path, monkeypatch):
+    """A reader that opened the file before a write keeps reading the old content whole (the new content is
+    a new file renamed over the name, never written into the old one), and the name holds the new content
+    whole after it; the data and then the rename are flushed to the disk, in that order."""
+    target = tmp_path / "conversation.json"
+    atomic_write(target, b"old " * 1000)
+    before = os.stat(target).st_ino
+    synced: list[str] = []
+    names: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:  # the real fsync, recorded: what reached the disk, in order
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else f"file:{os.fstat(fd).st_ino}")
+        names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        synced.append(f"rename:{os.stat(src).st_ino}")
+        real_replace(src, dst)
+
+    with open(target, "rb") as reader:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fsync", fsync)
+            patch.setattr(os, "replace", replace)
+            atomic_write(target, b"new " * 2000)
+        assert reader.read() == b"old " * 1000
+    assert target.read_bytes() == b"new " * 2000
+    after = os.stat(target).st_ino
+    assert after != before
+    assert synced == [f"file:{after}", f"rename:{after}", "dir"]
+    # The temporary file is hidden beside its target (a rename never crosses file systems), named after it.
+    temporary, directory = Path(names[0]), Path(names[1])
+    assert temporary.parent == directory == tmp_path
+    assert temporary.name.startswith(".conversation.json.") and temporary.name.endswith(".tmp")
+    assert mode(target) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("variable", "where", "platforms"),
+    [
+        ("LLMTUI_CONFIG_DIR", config_dir, "user_config_dir"),
+        ("LLMTUI_DATA_DIR", data_dir, "user_data_dir"),
+        ("LLMTUI_CACHE_DIR", cache_dir, "user_cache_dir"),
+    ],
+)
+def test_each_directory_is_its_override_else_the_platforms(tmp_path, monkeypatch, variable, where, platforms):
+    import platformdirs
+
+    monkeypatch.setenv(variable, str(tmp_path / "mine"))
+    assert where() == tmp_path / "mine"
+    monkeypatch.delenv(variable)
+    assert where() == Path(getattr(platformdirs, platforms)("llmtui"))
 
 
 def test_a_file_the_user_names_is_0600_and_its_directory_is_left_alone(tmp_path):
@@ -102,6 +189,18 @@ def test_a_store_that_cannot_be_had_says_why_on_use(tmp_path):
         store.list()
     with pytest.raises(StoreError, match="a-file is not a directory"):
         _saved(store)
+    afile = tmp_path / "a-file"
+    for path, message in [
+        (afile, f"{afile} is not a directory"),
+        (afile / "x", f"{afile} is not a directory, so llmtui cannot keep {afile / 'x'} there"),
+    ]:
+        with pytest.raises(StoreError) as caught:
+            private_dir(path)
+        assert str(caught.value) == message
+    (tmp_path / "read-only").mkdir(mode=0o500)
+    with pytest.raises(StoreError) as caught:
+        private_dir(tmp_path / "read-only" / "a" / "b" / "c")
+    assert str(caught.value) == f"cannot create {tmp_path / 'read-only' / 'a'}: {tmp_path / 'read-only'} is read-only"
     (tmp_path / "a-file").unlink()  # the user fixes it while llmtui runs: the same store works again
     conversation_id = _saved(store)
     assert [s.id for s in store.list()[0]] == [conversation_id]
@@ -172,6 +271,10 @@ def test_hostile_conversation_files_are_reported_and_skipped(private_dirs):
     for name in ("zero", "fifo"):
         with pytest.raises(StoreError, match=r"is not a regular file"):
             store.load(name)
+    os.symlink("loop.json", store.root / "loop.json")  # a file that cannot even be looked at
+    with pytest.raises(StoreError) as caught:
+        store.load("loop")
+    assert str(caught.value) == f"cannot read {store.root / 'loop.json'}: Too many levels of symbolic links"
 
 
 def test_the_seed_has_a_range_like_every_value(private_dirs):
@@ -196,3 +299,33 @@ def test_the_converted_model_cache_is_private(tmp_path, monkeypatch, umask_022):
     files = sorted(checkpoint.iterdir())
     assert {"config.json", "tokenizer.json", "model.safetensors"} <= {f.name for f in files}
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+
+
+def test_reads_are_whole_and_bounded(tmp_path):
+    """A file read in several chunks comes back byte for byte; one of exactly the limit is read, one byte more
+    is refused before reading; a file whose size says nothing of what it holds (as /proc's) is stopped at
+    the limit while it is read."""
+    data = os.urandom(3 << 20) + b"end"
+    path = tmp_path / "big.json"
+    path.write_bytes(data)
+    assert read_regular(path) == data
+    assert read_regular(path, limit=len(data)) == data
+    assert read_regular(path, head=10) == data[:10]
+    with pytest.raises(StoreError) as caught:
+        read_regular(path, limit=len(data) - 1)
+    assert str(caught.value) == f"{path} is {len(data):,} bytes; llmtui reads files of at most {len(data) - 1:,}"
+    maps = Path("/proc/self/maps")  # read a page (4 KiB) at a time: the limit is crossed over several reads
+    assert os.stat(maps).st_size == 0 and len(maps.read_bytes()) > 3 * 5000
+    with pytest.raises(StoreError) as caught:
+        read_regular(maps, limit=5000)
+    assert str(caught.value) == f"{maps} grew past 5,000 bytes while llmtui read it"
+
+
+def test_a_directory_that_cannot_be_looked_at_says_why(tmp_path):
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(StoreError) as caught:
+        private_dir(tmp_path / "loop" / "conversations")
+    reason = "Too many levels of symbolic links"
+    assert str(caught.value) == f"cannot use the directory {tmp_path / 'loop' / 'conversations'}: {reason}"
+    assert not writable(tmp_path / "loop") and not writable(tmp_path / "missing")
+    assert writable(tmp_path)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import App, ComposeResult
 
-from llmtui.tui.widgets.chips import Chip, ChipView
+from llmtui.core.events import TokenEvent
+from llmtui.tui.widgets.chips import PROB_LEGEND, Chip, ChipView
+from llmtui.tui.widgets.token_stream import TokenChips
 
 
 class OneView(App):
@@ -27,3 +31,27 @@ async def test_a_chip_appended_to_a_long_scrolled_stream_is_painted():
         # What the compositor holds for that row (its line cache), not a fresh render of it.
         painted = "".join(segment.text for segment in view.render_lines(view.region.reset_offset)[last])
         assert painted.rstrip().endswith("x"), painted
+
+
+# The README's legend, written out here rather than read from the code: prob-1 (≥ 90 %) … prob-5 (< 5 %).
+EDGES = [(0.9, 1), (0.5, 2), (0.2, 3), (0.05, 4)]
+
+
+class OneStream(App):
+    def compose(self) -> ComposeResult:
+        yield TokenChips()
+
+
+async def test_each_chip_takes_its_colour_from_its_probability_at_every_edge():
+    """A token exactly at an edge is in the bucket above it, one a hair below is in the next: in the chips
+    the token stream draws, and in the legend under them."""
+    probs = [p for edge, _ in EDGES for p in (edge, math.nextafter(edge, 0.0))] + [1.0, 0.0]
+    expected = [k for _, bucket in EDGES for k in (bucket, bucket + 1)] + [1, 5]
+    events = [TokenEvent(i, i, f"t{i}", p, p, 0, 1.0, (), 0.0) for i, p in enumerate(probs)]
+    app = OneStream()
+    async with app.run_test(size=(80, 10)):
+        chips = app.query_one(TokenChips)
+        chips.show(events)
+        assert [chip.kind for chip in chips.chips] == [f"prob-{k}" for k in expected]
+    legend = [f"≥{round(edge * 100)}%" for edge, _ in EDGES]
+    assert list(PROB_LEGEND) == [*legend, "<5%"]
