@@ -159,6 +159,10 @@ class HttpBackend(Backend):
             response = self.http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise self.unavailable(exc) from None
+        except RuntimeError:  # httpx's for a closed client: a worker asking after a switch or a quit
+            if not self.http.is_closed:
+                raise
+            raise EngineUnavailable(f"{self.where} is no longer connected") from None
         if response.status_code >= 400:
             raise self.refused(response)
         try:

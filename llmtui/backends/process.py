@@ -26,6 +26,7 @@ from llmtui.backends.base import Progress
 from llmtui.backends.client import ClientBackend
 from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import EngineUnavailable, LlmtuiError, ModelLoadError
+from llmtui.core.wire import API_KEY_ENV
 
 POLL_SECONDS = 0.1
 ERROR_PREFIX = "llmtui: error: "
@@ -114,6 +115,9 @@ def start_engine_process(options: ModelOptions, progress: Progress) -> EnginePro
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
+            # The engine's socket is private (0700): it needs no key, and must not demand one that a user
+            # exported for a server of their own (its client here sends none).
+            env={k: v for k, v in os.environ.items() if k != API_KEY_ENV},
         )
     progress(0.0, "starting the engine process")
     try:

@@ -7,8 +7,7 @@ import os
 from typing import Any
 
 from llmtui.cli.options import MODEL_SPEC_HELP, add_model_options, model_options, settings
-
-API_KEY_ENV = "LLMTUI_API_KEY"
+from llmtui.core.wire import API_KEY_ENV
 
 
 def add_parser(sub: Any) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 from llmtui.core.errors import InvalidValue
 
 EXTENSION = "llmtui"
+# The environment variable `llmtui serve` reads its API key from.
+API_KEY_ENV = "LLMTUI_API_KEY"
 # ReplyStats.stop_reason -> OpenAI's finish_reason.
 FINISH_REASONS = {
     "eos": "stop",

@@ -125,3 +125,12 @@ def test_the_engine_process_dies_with_its_parent_however_the_parent_dies(tiny_mo
         assert gone(child, within=10), "the engine process outlived the workstation"
     finally:
         parent.kill()
+
+
+def test_the_engine_process_demands_no_key_a_user_exported_for_a_server_of_their_own(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("LLMTUI_API_KEY", "sk-for-another-server")  # `llmtui serve` would demand it
+    backend = start_engine_process(ModelOptions(str(tiny_model_dir), device="cpu"), lambda f, w: None)
+    try:
+        assert len(list(backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=2)))) == 2
+    finally:
+        backend.close()

@@ -150,7 +150,8 @@ class Inspector(Vertical):
         try:
             tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
         except LlmtuiError as exc:  # a server's tokenizer (its /tokenize) can fail as servers do
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
+            if view is self.view:  # not a server the workstation has since left
+                self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
         chips = inspector_chips(tokenization, raw=raw, show_ids=show_ids)
         layout = ChipLayout.wrap(chips, width)  # here, not on the UI thread
