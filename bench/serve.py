@@ -26,6 +26,7 @@ from bench.common import Figure, Target, ratio_at_least
 if TYPE_CHECKING:
     import subprocess
 
+REST_S = 0.5
 MESSAGES = [{"role": "user", "content": "Tell me a long story about a dragon who learns to code."}]
 
 
@@ -132,6 +133,9 @@ def run(args: argparse.Namespace) -> list[Figure]:
         runs: dict[str, list[tuple[list[int], float, float]]] = {name: [] for name in kinds}
         for i in range(1 + repeat):  # one warm-up of each, then interleaved so drift hits all alike
             for name, tokens in kinds.items():
+                # Each from rest: after a reply, its process's OpenMP threads spin on for a while, and
+                # would take the cores from the first steps (the time to first token) of the next run.
+                time.sleep(0 if args.quick else REST_S)
                 result = _timed(tokens)
                 if i:
                     runs[name].append(result)

@@ -33,11 +33,12 @@ from llmtui.backends.client import ClientBackend
 from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply, error_message
 from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.choices import ModelOptions
-from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError
+from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError, UnsupportedModel
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo, ModelInfo
 from llmtui.core.prompt import Message, Prompt, fit
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.score import windows
 from llmtui.core.tokens import TokenizerView
 from llmtui.core.wire import EXTENSION, MAX_TOP_LOGPROBS, MIN_LOGPROB
 
@@ -171,7 +172,8 @@ class OpenAIBackend(HttpBackend):
             defaults=SamplingParams(),
         )
         # Branching is the server's to allow: extend_refusal says, per reply, why not where it cannot.
-        self.capabilities = Capabilities(scoring=False, lens=False)
+        # Scoring asks the server for an echoed prompt's log probabilities; one that gives none says so.
+        self.capabilities = Capabilities(scoring=True, lens=False)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
         """The messages, with the prompt's ids from the server's `/tokenize` where it takes messages (vLLM,
@@ -192,6 +194,50 @@ class OpenAIBackend(HttpBackend):
                 text = self.detokenize(prompt.ids)
                 return RemotePrompt(**{**_fields(prompt), "text": text}, messages=self._fitted)
         return RemotePrompt("", (), True, 0, self.info.context_length, messages=tuple(messages))
+
+    def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
+        """Each token's probability after the ones before it, from the server's log probabilities of an
+        echoed prompt (a completion of one token with ``echo`` and ``logprobs``, as vLLM gives them), a
+        window of its context at a time: what the server says (raw or processed, as it is set), its top
+        (at most 20), an entropy bound, the text from the tokens' bytes. A server that echoes none cannot
+        score, and says so in one sentence."""
+        ids = list(ids)
+        k = min(max(top, 0), MAX_TOP_LOGPROBS)
+        view = self.view
+        steps: list[tuple[TokenEvent, bytes]] = []
+        first = b""  # the first token's bytes: it is not scored, but the text after it starts there
+        for window in windows(len(ids), self.info.context_length or len(ids), stride):
+            prompt = ids[window.start : window.end]
+            body = {"model": self.model_id, "prompt": prompt, "max_tokens": 1, "echo": True, "logprobs": k}
+            answer = self.request("POST", "/v1/completions", {**body, "temperature": 0})
+            try:
+                entries = legacy_entries((answer.get("choices") or [{}])[0])[: len(prompt)]
+                if window.start == 0:
+                    first = true_bytes(view, entries[0], prompt[0])
+                steps += [
+                    (
+                        step_event(view, window.start + j, entries[j], prompt[j], k),
+                        true_bytes(view, entries[j], prompt[j]),
+                    )
+                    for j in range(window.first - window.start, len(prompt))
+                ]
+            except (ValueError, TypeError, IndexError, AttributeError):
+                raise UnsupportedModel(
+                    f"{self.where} returned no log probabilities for the text, so it cannot score it "
+                    "(vLLM does, with echo and logprobs)"
+                ) from None
+        # The text each token adds, from its true bytes: a character split over tokens shows on its last.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder.decode(first)
+        # The echoed prompt's top is keyed by text and holds the prompt's own token wherever it ranks: two
+        # tokens shown alike collapse into one entry, and the prompt's token sits among the top though it
+        # may rank far below it. So neither a rank nor an entropy bound can be read from it: unknown.
+        return [
+            replace(
+                event, text=decoder.decode(data), sampled_prob=event.prob, rank=None, entropy=None, entropy_bound=False
+            )
+            for event, data in steps
+        ]
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` by the server's /detokenize (vLLM's), for the inspector; "" where it has none."""
@@ -281,6 +327,63 @@ def entropy_lower_bound(probs: Sequence[float]) -> float:
     rest = max(0.0, 1.0 - sum(probs))
     least = min((p for p in probs if p > 0), default=0.0)
     return seen + (rest * -math.log(least) if rest > 0 and least > 0 else 0.0)
+
+
+def true_bytes(view: TokenizerView | None, entry: dict[str, Any], chosen: int | None) -> bytes:
+    """A token's true bytes: the local tokenizer's, else the server's ``bytes``, else its text."""
+    if view is not None and chosen is not None and chosen < view.size:
+        return view.piece_bytes(chosen)
+    raw = entry.get("bytes")
+    named_by_id = _TOKEN_ID.match(str(entry.get("token", "")))  # its bytes are of "token_id:N"
+    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw) and not named_by_id:
+        return bytes(raw)
+    return str(entry.get("token", "")).encode("utf-8", errors="replace")
+
+
+def step_event(
+    view: TokenizerView | None, index: int, entry: dict[str, Any], chosen: int | None, top: int
+) -> TokenEvent:
+    """A step from one logprobs entry, with what the server said and nothing more: its probability, its
+    rank where its top shows it, ``top`` candidates, an entropy bound; no sampled probability, no text."""
+    tops = [t for t in entry.get("top_logprobs") or [] if isinstance(t, dict)]
+    candidates = tuple(Candidate(token_id(t), _piece(view, t), prob_of(t.get("logprob"))) for t in tops[:top])
+    rank = None
+    for i, t in enumerate(tops):
+        # Without ids, the same text and log probability: the legacy format keys its top by text, so two
+        # tokens shown alike (a partial character) collapse into one entry, and then the rank is unknown.
+        if chosen is not None:
+            same = token_id(t) == chosen
+        else:
+            same = t.get("token") == entry.get("token") and t.get("logprob") == entry.get("logprob")
+        if same:
+            rank = i
+            break
+    entropy = entropy_lower_bound([c.prob for c in candidates]) if candidates else None
+    prob = prob_of(entry.get("logprob"))
+    return TokenEvent(index, chosen, "", prob, None, rank, entropy, candidates, 0.0, entropy_bound=entropy is not None)
+
+
+def _piece(view: TokenizerView | None, entry: dict[str, Any]) -> str:
+    chosen = token_id(entry)
+    if view is not None and chosen is not None and chosen < view.size:
+        return view.pieces[chosen]
+    return true_bytes(view, entry, chosen).decode("utf-8", errors="replace")
+
+
+def legacy_entries(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """The legacy completions format's log probabilities (parallel lists, the top keyed by text) as one
+    entry per token in chat completions' shape, the top sorted from the most likely."""
+    legacy = choice.get("logprobs") or {}
+    tokens = legacy.get("tokens") or []
+    logprobs = legacy.get("token_logprobs") or []
+    tops = legacy.get("top_logprobs") or [None] * len(tokens)
+    entries = []
+    for token, logprob, top in zip(tokens, logprobs, tops, strict=True):
+        ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
+        entries.append(
+            {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": x} for t, x in ranked]}
+        )
+    return entries
 
 
 class OpenAIReply(StreamedReply):
@@ -380,54 +483,9 @@ class OpenAIReply(StreamedReply):
         if entry is None:
             return TokenEvent(index, None, text or "", None, None, None, None, (), elapsed)
         chosen = token_id(entry)
-        prob = prob_of(entry.get("logprob"))
-        data = self._bytes(entry, chosen)
-        tops = [t for t in entry.get("top_logprobs") or [] if isinstance(t, dict)]
-        candidates = tuple(
-            Candidate(token_id(t), self._piece(t, token_id(t)), prob_of(t.get("logprob")))
-            for t in tops[: self.params.top_candidates]
-        )
-        rank = None
-        for i, t in enumerate(tops):
-            # Without ids, the same text and log probability: the legacy format keys its top by text, so two
-            # tokens shown alike (a partial character) collapse into one entry, and then the rank is unknown.
-            if chosen is not None:
-                same = token_id(t) == chosen
-            else:
-                same = t.get("token") == entry.get("token") and t.get("logprob") == entry.get("logprob")
-            if same:
-                rank = i
-                break
-        entropy = entropy_lower_bound([c.prob for c in candidates]) if candidates else None
-        return TokenEvent(
-            index,
-            chosen,
-            self._decoder.decode(data),
-            prob,
-            None,
-            rank,
-            entropy,
-            candidates,
-            elapsed,
-            entropy_bound=entropy is not None,
-        )
-
-    def _bytes(self, entry: dict[str, Any], chosen: int | None) -> bytes:
-        """A token's true bytes: the local tokenizer's, else the server's ``bytes``, else its text."""
-        view = self.backend.view
-        if view is not None and chosen is not None and chosen < view.size:
-            return view.piece_bytes(chosen)
-        raw = entry.get("bytes")
-        named_by_id = _TOKEN_ID.match(str(entry.get("token", "")))  # its bytes are of "token_id:N"
-        if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw) and not named_by_id:
-            return bytes(raw)
-        return str(entry.get("token", "")).encode("utf-8", errors="replace")
-
-    def _piece(self, entry: dict[str, Any], chosen: int | None) -> str:
-        view = self.backend.view
-        if view is not None and chosen is not None and chosen < view.size:
-            return view.pieces[chosen]
-        return self._bytes(entry, chosen).decode("utf-8", errors="replace")
+        data = true_bytes(self.backend.view, entry, chosen)
+        event = step_event(self.backend.view, index, entry, chosen, self.params.top_candidates)
+        return replace(event, text=self._decoder.decode(data), elapsed=elapsed)
 
     def ended(self) -> ReplyStats | None:
         if self._finish_reason is None:
@@ -498,17 +556,7 @@ class CompletionReply(OpenAIReply):
         return choice.get("text")
 
     def entries_of(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
-        legacy = choice.get("logprobs") or {}
-        tokens = legacy.get("tokens") or []
-        logprobs = legacy.get("token_logprobs") or []
-        tops = legacy.get("top_logprobs") or [None] * len(tokens)
-        entries = []
-        for token, logprob, top in zip(tokens, logprobs, tops, strict=True):
-            ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
-            entries.append(
-                {"token": token, "logprob": logprob, "top_logprobs": [{"token": t, "logprob": x} for t, x in ranked]}
-            )
-        return entries
+        return legacy_entries(choice)
 
 
 def _with_text(event: TokenEvent, text: str) -> TokenEvent:

@@ -83,4 +83,9 @@ def fake_app():
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])])
+    async def completions(request):
+        # As ollama answers: a completion, without the echoed prompt's log probabilities it was asked for.
+        return JSONResponse({"choices": [{"index": 0, "text": " there", "finish_reason": "length"}]})
+
+    routes = [Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])]
+    return Starlette(routes=[*routes, Route("/v1/completions", completions, methods=["POST"])])

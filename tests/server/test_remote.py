@@ -103,6 +103,38 @@ def test_the_generic_openai_path_gives_what_the_server_sends_and_nothing_made_up
     backend.close()
 
 
+def test_a_server_that_echoes_log_probabilities_scores_a_text(tiny_served, tiny_local):
+    endpoint = Endpoint(tiny_served.url, key=KEY)
+    entry = {k: v for k, v in list_models(endpoint)[0].items() if k != EXTENSION}
+    backend = OpenAIBackend(endpoint, {**entry, "id": "tiny"})  # no tokenizer here: the server's text
+    backend.model_id = entry["id"]
+    assert backend.capabilities.scoring
+    ids = tiny_local.render([{"role": "user", "content": "你好, the capital of France is Paris."}]).ids
+    local = tiny_local.score(ids, 5)
+    remote = backend.score(ids, 5)
+    assert [e.index for e in remote] == [e.index for e in local]
+    assert [e.token_id for e in remote] == list(ids[1:])
+    assert [e.prob for e in remote] == pytest.approx([e.prob for e in local], rel=1e-5)
+    assert [e.text for e in remote] == [e.text for e in local]  # a character split over tokens, whole on its last
+    # The echoed top is keyed by text and holds the prompt's own token wherever it ranks: no rank, no
+    # entropy bound can be read from it, and none is made up.
+    assert all(e.rank is None and e.entropy is None for e in remote)
+    # Windows of the context, as the engine scores a long text: the same probabilities.
+    long = (ids * 8)[: tiny_local.info.context_length * 2]
+    assert [e.prob for e in backend.score(long, 2, stride=16)] == pytest.approx(
+        [e.prob for e in tiny_local.score(long, 2, stride=16)], rel=1e-5
+    )
+    backend.close()
+
+
+def test_a_server_that_gives_no_prompt_log_probabilities_says_it_cannot_score(fake_url):
+    endpoint = Endpoint(fake_url)
+    backend = OpenAIBackend(endpoint, {"id": "plain", "owned_by": "someone"})
+    with pytest.raises(LlmtuiError, match="cannot score"):
+        backend.score([1, 2, 3, 4], 5)
+    backend.close()
+
+
 def test_the_entropy_bound_holds_and_is_exact_when_the_top_holds_everything():
     probs = [0.5, 0.25, 0.125, 0.0625, 0.0625]
     exact = -sum(p * __import__("math").log(p) for p in probs)
