@@ -312,6 +312,22 @@ def test_score_is_the_softmax_of_the_model_logits(tiny_engine, monkeypatch, rows
     assert first + "".join(e.text for e in events) == full
 
 
+def test_score_s_entropy_holds_where_the_model_rules_tokens_out(tiny_engine):
+    # Logits of -inf (tokens a model rules out) make 0 * -inf in the entropy's sum: those rows are summed
+    # over the tokens that can occur.
+    head = tiny_engine.model.get_output_embeddings()
+    handle = head.register_forward_hook(lambda module, args, out: out.index_fill_(-1, torch.arange(0, 40), -math.inf))
+    try:
+        ids = [*tiny_engine.render(_chat("The capital of France is Paris.")).ids, 45, 46]
+        events = tiny_engine.score(ids, top=3)
+        probs = _reference_distributions(tiny_engine, ids)
+    finally:
+        handle.remove()
+    for row, event in zip(probs, events, strict=True):
+        assert math.isclose(event.entropy, float(-(row * row.log()).nansum()), rel_tol=1e-4)
+        assert event.prob == pytest.approx(row[event.token_id].item(), rel=1e-5)
+
+
 def test_score_refuses_what_it_cannot_score(tiny_engine):
     assert tiny_engine.score([5]) == []
     with pytest.raises(InvalidValue, match="out of range"):
