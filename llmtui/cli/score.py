@@ -5,10 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmtui.cli.options import MODEL_SPEC_HELP, add_model_options, model_options, read_text, settings, table
+from llmtui.cli.options import (
+    MODEL_SPEC_HELP,
+    add_model_options,
+    add_remote_options,
+    model_options,
+    read_text,
+    remote_endpoint,
+    settings,
+    table,
+)
 from llmtui.core.errors import InvalidValue
+from llmtui.core.text import visible
+
+if TYPE_CHECKING:
+    from llmtui.backends.base import Backend
 
 TOP_SHOWN = 3  # candidates in the table (--json gives --top)
 
@@ -25,6 +38,7 @@ def add_parser(sub: Any) -> None:
     )
     score.add_argument("--json", action="store_true", help="one JSON object per token, then one with the summary")
     add_model_options(score)
+    add_remote_options(score)
     score.set_defaults(func=cmd_score)
 
 
@@ -39,13 +53,27 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise InvalidValue(f"--top must be 0 to 20, not {args.top}")
     if args.stride is not None and args.stride < 1:
         raise InvalidValue(f"--stride must be 1 or more, not {args.stride}")
-    options = model_options(args, settings(args), args.model)
+    chosen = settings(args)
+    endpoint = remote_endpoint(args, chosen=chosen)
+    backend: Backend
+    if endpoint is not None:
+        from llmtui.backends.openai import connect
 
-    from llmtui.backends.local import LocalBackend
+        backend = connect(endpoint, args.model)
+    else:
+        from llmtui.backends.local import LocalBackend
 
-    backend = LocalBackend.load(options)
+        backend = LocalBackend.load(model_options(args, chosen, args.model))
+    view = backend.view  # None for a server whose model's tokenizer is not on this machine
     # --chat: as the model meets a user's message, the template's tokens around it scored too.
-    ids = backend.render([{"role": "user", "content": text}]).ids if args.chat else backend.view.tokenize(text).ids
+    if args.chat:
+        ids = list(backend.render([{"role": "user", "content": text}]).ids)
+    elif view is not None:
+        ids = view.tokenize(text).ids
+    else:
+        from llmtui.backends.served_tokenizer import server_tokenize
+
+        ids = list(server_tokenize(backend, backend.model_id, text).ids)  # type: ignore[arg-type]
     if len(ids) < 2:
         raise InvalidValue("the text is one token: there is nothing to score after the first")
     passes = windows(len(ids), backend.info.context_length, args.stride)
@@ -62,18 +90,22 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(json.dumps(event.to_dict(), ensure_ascii=False))
         print(json.dumps(summary.to_dict()))
         return 0
+
+    def shown(token_id: int | None, piece: str) -> str:
+        return view.display(token_id) if view is not None and token_id is not None else visible(piece)
+
     rows = [("INDEX", "ID", "TEXT", "PROB", "RANK", "BITS", "ENTROPY", "TOP")]
     for e in events:
-        top = "  ".join(f"{backend.view.display(c.token_id)} {c.prob:.2f}" for c in e.candidates[:TOP_SHOWN])
+        top = "  ".join(f"{shown(c.token_id, c.piece)} {c.prob:.2f}" for c in e.candidates[:TOP_SHOWN])
         rows.append(
             (
                 str(e.index),
                 str(e.token_id),
-                backend.view.display(e.token_id),
+                shown(e.token_id, e.text),
                 f"{e.prob:.4f}",
-                str(e.rank),
+                "?" if e.rank is None else str(e.rank),  # a server's echoed top shows no rank
                 f"{surprisal_bits(e.prob):.2f}",
-                f"{e.entropy:.2f}",
+                "?" if e.entropy is None else f"{e.entropy:.2f}",
                 top,
             )
         )

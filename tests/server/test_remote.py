@@ -312,7 +312,13 @@ def test_the_verbs_with_a_url_and_a_key_that_appears_nowhere(tiny_served, tiny_l
     lines = [json.loads(line) for line in ran.stdout.splitlines()]
     assert [line["type"] for line in lines] == ["token"] * 5 + ["stats"]
     assert all(line["prob"] is not None for line in lines[:5])  # llmtui serve: every figure
-    for proc in (listed, shown, cut, ran):
+    scored = llmtui("score", model, "Hello world, hello 龍", "--url", url, "--json")
+    assert scored.returncode == 0, scored.stderr
+    steps = [json.loads(line) for line in scored.stdout.splitlines()]
+    expected = tiny_local.score(tiny_local.view.tokenize("Hello world, hello 龍").ids, 5)
+    assert [s["prob"] for s in steps[:-1]] == pytest.approx([e.prob for e in expected], rel=1e-5)
+    assert steps[-1]["type"] == "stats"
+    for proc in (listed, shown, cut, ran, scored):
         assert KEY not in proc.stdout + proc.stderr
     wrong = llmtui("run", model, "Hi", "--url", url, "--api-key", "sk-wrong-never-shown")
     assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.stderr
