@@ -16,6 +16,7 @@ from llmtui.core.errors import InvalidValue
 from llmtui.core.text import escape_controls
 
 if TYPE_CHECKING:
+    from llmtui.backends.base import Backend
     from llmtui.backends.http import Endpoint
     from llmtui.core.choices import ModelOptions
     from llmtui.store.settings import Settings
@@ -111,6 +112,19 @@ def model_options(args: argparse.Namespace, settings: Settings, model: str | Non
         quantize=getattr(args, "quantize", None),
         trust_remote_code=getattr(args, "trust_remote_code", None) or None,
     )
+
+
+def open_backend(args: argparse.Namespace, chosen: Settings) -> Backend:
+    """What writes a verb's replies: the server --url or --server names (``args.model`` its model id), else
+    the model loaded here from the settings and the flags (model_options)."""
+    endpoint = remote_endpoint(args, chosen=chosen)
+    if endpoint is not None:
+        from llmtui.backends.openai import connect
+
+        return connect(endpoint, args.model)
+    from llmtui.backends.local import LocalBackend
+
+    return LocalBackend.load(model_options(args, chosen, args.model))
 
 
 def settings(args: argparse.Namespace) -> Settings:

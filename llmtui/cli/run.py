@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmtui.cli.options import (
     MODEL_SPEC_HELP,
     add_model_options,
     add_remote_options,
-    model_options,
+    open_backend,
     out,
     read_text,
-    remote_endpoint,
     settings,
 )
 from llmtui.core.errors import InvalidValue, LlmtuiError
 from llmtui.core.sampling import SAMPLING_FIELDS
-
-if TYPE_CHECKING:
-    from llmtui.backends.base import Backend
 
 
 def add_parser(sub: Any) -> None:
@@ -59,15 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     chosen = settings(args)
     overrides = {**chosen.sampling.to_overrides(), **_sampling_overrides(args)}
     SamplingParams(**overrides).validate()  # fail on a bad value before paying for the model load
-    endpoint = remote_endpoint(args, chosen=chosen)
-    if endpoint is not None:
-        from llmtui.backends.openai import connect
-
-        backend: Backend = connect(endpoint, args.model)
-    else:
-        from llmtui.backends.local import LocalBackend
-
-        backend = LocalBackend.load(model_options(args, chosen, args.model))
+    backend = open_backend(args, chosen)
     params = backend.default_params(**overrides)
     system = args.system if args.system is not None else chosen.system_prompt
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt_text}]

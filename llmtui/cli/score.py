@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmtui.cli.options import (
     MODEL_SPEC_HELP,
     add_model_options,
     add_remote_options,
-    model_options,
+    open_backend,
     read_text,
-    remote_endpoint,
     settings,
     table,
 )
 from llmtui.core.errors import InvalidValue
 from llmtui.core.text import visible
-
-if TYPE_CHECKING:
-    from llmtui.backends.base import Backend
 
 TOP_SHOWN = 3  # candidates in the table (--json gives --top)
 
@@ -53,17 +49,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise InvalidValue(f"--top must be 0 to 20, not {args.top}")
     if args.stride is not None and args.stride < 1:
         raise InvalidValue(f"--stride must be 1 or more, not {args.stride}")
-    chosen = settings(args)
-    endpoint = remote_endpoint(args, chosen=chosen)
-    backend: Backend
-    if endpoint is not None:
-        from llmtui.backends.openai import connect
-
-        backend = connect(endpoint, args.model)
-    else:
-        from llmtui.backends.local import LocalBackend
-
-        backend = LocalBackend.load(model_options(args, chosen, args.model))
+    backend = open_backend(args, settings(args))
     view = backend.view  # None for a server whose model's tokenizer is not on this machine
     # --chat: as the model meets a user's message, the template's tokens around it scored too.
     if args.chat:
