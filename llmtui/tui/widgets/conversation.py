@@ -302,34 +302,35 @@ class ConversationView(VerticalScroll):
 
     # -- the window -------------------------------------------------------------------------------------
 
-    def _wanted(self, margin: int | None = None) -> set[int]:
-        """The item positions to mount: those covering the viewport and ``margin`` lines (a page by
-        default) either side of it, the pinned turn, and the focused message."""
+    def _window(self) -> tuple[set[int], set[int]]:
+        """The item positions to mount, as (shown, wanted): those covering the viewport, and those a
+        page beyond it either way; both with the last turn, the pinned one, the focused message, and
+        the mounted items still within reach of their range."""
         if not self._items:
-            return set()
+            return set(), set()
         starts = list(accumulate(self._heights, initial=self._top()))
         height = self.scrollable_content_region.height or self.size.height or 24
-        margin = height if margin is None else margin
         total = starts[-1]
         top = max(0, total - height) if self._follow else int(self.scroll_y)
-        lo = max(0, bisect_right(starts, top - margin) - 1)
-        hi = min(len(self._items), bisect_right(starts, top + height + margin))
-        # Mounted items stay until they are further away than that, so that scrolling back and forth
-        # over a message's edge does not build and drop it each time.
-        keep = margin + KEEP_LINES
-        keep_lo = bisect_right(starts, top - keep) - 1
-        keep_hi = bisect_right(starts, top + height + keep)
         # The last turn too: a reply is written (or continued) there, into its Markdown.
-        wanted = {*range(lo, hi), *(p for p in self._views if keep_lo <= p < keep_hi)}
+        always: set[int] = set()
         if self._turns:
-            wanted.add(self._items.index(len(self._turns) - 1, len(self._turns) - 1))
+            always.add(self._items.index(len(self._turns) - 1, len(self._turns) - 1))
         if self._pinned is not None and self._pinned < len(self._turns):
-            wanted.add(self._items.index(self._pinned, self._pinned))
+            always.add(self._items.index(self._pinned, self._pinned))
         focused = self.app.focused
-        for position, widget in self._views.items():
-            if widget is focused:
-                wanted.add(position)
-        return wanted
+        always.update(position for position, widget in self._views.items() if widget is focused)
+
+        def within(margin: int) -> set[int]:
+            lo = max(0, bisect_right(starts, top - margin) - 1)
+            hi = min(len(self._items), bisect_right(starts, top + height + margin))
+            # Mounted items stay until they are further away than that, so that scrolling back and forth
+            # over a message's edge does not build and drop it each time.
+            keep_lo = bisect_right(starts, top - margin - KEEP_LINES) - 1
+            keep_hi = bisect_right(starts, top + height + margin + KEEP_LINES)
+            return {*range(lo, hi), *(p for p in self._views if keep_lo <= p < keep_hi), *always}
+
+        return within(0), within(height)
 
     def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
         """Mount exactly the items in ``wanted``, with a spacer for each run of the others between them;
@@ -381,7 +382,8 @@ class ConversationView(VerticalScroll):
     def _mount_shown(self) -> list[AwaitMount]:
         """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
         are still within reach; _prefetch mounts the page either side after that."""
-        return self._reconcile(self._wanted(margin=0) | (self._wanted() & set(self._views)))
+        shown, wanted = self._window()
+        return self._reconcile(shown | (wanted & set(self._views)))
 
     def _build(self, item: int | _Note) -> Widget:
         if isinstance(item, _Note):
@@ -422,11 +424,11 @@ class ConversationView(VerticalScroll):
             return
         self._measure()
         mounted = set(self._views)
-        wanted = self._wanted()
+        shown, wanted = self._window()
         if wanted == mounted:
             return
-        if not self._wanted(margin=0) <= mounted:
-            self._mount_shown()
+        if not shown <= mounted:
+            self._reconcile(shown | (wanted & mounted))
             self.call_after_refresh(self._settle)
         elif not self._prefetch_pending:
             # Paint first: a key that scrolls is not held up by messages it does not show.
@@ -440,10 +442,9 @@ class ConversationView(VerticalScroll):
         if not self.is_attached or not self._items:
             return
         mounted = set(self._views)
-        wanted = self._wanted()
+        shown, wanted = self._window()
         missing = wanted - mounted
         if missing:
-            shown = self._wanted(margin=0)
             nearest = min(missing, key=lambda p: min(abs(p - q) for q in shown))
             wanted = (wanted & mounted) | {nearest}
         if wanted != mounted:
