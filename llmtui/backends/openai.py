@@ -199,8 +199,8 @@ class OpenAIBackend(HttpBackend):
         """Each token's probability after the ones before it, from the server's log probabilities of an
         echoed prompt (a completion of one token with ``echo`` and ``logprobs``, as vLLM gives them), a
         window of its context at a time: what the server says (raw or processed, as it is set), its top
-        (at most 20), an entropy bound, the text from the tokens' bytes. A server that echoes none cannot
-        score, and says so in one sentence."""
+        (at most 20), the text from the tokens' bytes, and no rank or entropy (see below). A server that
+        echoes none cannot score, and says so in one sentence."""
         ids = list(ids)
         k = min(max(top, 0), MAX_TOP_LOGPROBS)
         view = self.view
@@ -208,8 +208,15 @@ class OpenAIBackend(HttpBackend):
         first = b""  # the first token's bytes: it is not scored, but the text after it starts there
         for window in windows(len(ids), self.info.context_length or len(ids), stride):
             prompt = ids[window.start : window.end]
-            body = {"model": self.model_id, "prompt": prompt, "max_tokens": 1, "echo": True, "logprobs": k}
-            answer = self.request("POST", "/v1/completions", {**body, "temperature": 0})
+            body = {
+                "model": self.model_id,
+                "prompt": prompt,
+                "max_tokens": 1,
+                "temperature": 0,
+                "echo": True,
+                "logprobs": k,
+            }
+            answer = self.request("POST", "/v1/completions", body)
             try:
                 entries = legacy_entries((answer.get("choices") or [{}])[0])[: len(prompt)]
                 if window.start == 0:
