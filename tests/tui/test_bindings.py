@@ -44,8 +44,17 @@ async def test_every_advertised_binding_works_from_the_composer(make_app, tiny_l
         async def stop() -> None:
             await pilot.press(*"/set max_new_tokens 4000", "enter")
             composer.focus()
+            turns = len(app.conversation.turns)
             await pilot.press(*"Go on", "enter")
-            await wait_for(pilot, lambda: app.generation is not None and len(app.generation.events) > 2)
+            # This reply, streaming (app.generation holds the last one until this one starts).
+            await wait_for(
+                pilot,
+                lambda: (
+                    len(app.conversation.turns) == turns + 2
+                    and app.workstation.replies.busy
+                    and len(last().version.events) > 2
+                ),
+            )
             await press("escape")
             await wait_idle(pilot)
             assert last().version.stats.stop_reason == "stopped"
