@@ -209,7 +209,7 @@ class ReplyController:
             view = self.ws.conversation_view.message(index)
             version = conversation.turns[index].version
             self._shown = len(version.content)
-            self._markdown = Markdown.get_stream(view.query_one(Markdown)) if view is not None else None
+            self._markdown = Markdown.get_stream(await view.live()) if view is not None else None
             self.ws.status.set(state="generating", detail="")
             self._start_frames()
             worker = partial(self._decode, backend, messages, params, tuple(prefix), force)

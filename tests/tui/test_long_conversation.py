@@ -3,10 +3,13 @@ here; bench/conversation.py opens 10,000)."""
 
 from __future__ import annotations
 
+from textual.widgets import Markdown
+
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.errors import LlmtuiError
 from llmtui.store.conversations import ConversationStore
 from llmtui.tui.app import LlmtuiApp
+from llmtui.tui.widgets import conversation as conversation_pane
 from llmtui.tui.widgets.conversation import ConversationView, MessageView
 from tests.tui.conftest import wait_for
 
@@ -65,3 +68,28 @@ async def test_conversations_opened_one_after_another_each_show_their_end(privat
             app.workstation.open_conversation(long_conversation(size))
             await wait_for(pilot, lambda size=size: shown(app, size - 1), timeout=10)
         assert app.is_running
+
+
+async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs, monkeypatch):
+    # Paging through a long conversation builds no Markdown widget tree, and a message scrolled away and
+    # back is drawn from the lines rendered the first time (that is what makes a page key cheap).
+    rendered: list[tuple[str, int]] = []
+    render = conversation_pane.render_written
+
+    def counted(app, text, markdown, width):
+        rendered.append((text, width))
+        return render(app, text, markdown, width)
+
+    monkeypatch.setattr(conversation_pane, "render_written", counted)
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(400))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 399), timeout=30)
+        pane = app.query_one(ConversationView)
+        assert not pane.query(Markdown) and all(view.written for view in pane.query(MessageView))
+        for key in ("home", "end", "home", "end"):
+            pane.focus()
+            await pilot.press(key)
+            await wait_for(pilot, lambda key=key: shown(app, 0 if key == "home" else 399), timeout=10)
+            await pilot.pause(0.3)
+        assert rendered and len(rendered) == len(set(rendered))

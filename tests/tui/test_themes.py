@@ -4,7 +4,7 @@ import pytest
 
 from llmtui.store.settings import settings_path
 from llmtui.tui.themes import DEFAULT_VARIABLES, bundled_themes_dir, load_themes, read_theme, user_themes_dir
-from tests.tui.conftest import wait_ready
+from tests.tui.conftest import wait_for, wait_ready
 
 
 def test_bundled_themes_load_and_define_every_llmtui_colour():
@@ -100,3 +100,37 @@ async def test_a_saved_theme_whose_file_went_bad_falls_back_with_a_message(make_
         assert any("ocean.toml skipped" in m and "dark" in m for m in shown), shown
         assert any("'ocean' is not available" in m for m in shown), shown
     assert settings_path().read_bytes() == before
+
+
+async def test_written_replies_are_drawn_in_the_themes_colours(private_dirs):
+    # A reply's Markdown is rendered by Rich, whose styles are fixed colours of its own: they are set from
+    # the theme, read through Textual's colour parser (Rich does not read hsl()).
+    from textual.color import Color
+
+    from llmtui.core.conversation import Conversation, Turn, Version
+    from llmtui.core.errors import LlmtuiError
+    from llmtui.store.conversations import ConversationStore
+    from llmtui.tui.app import LlmtuiApp
+
+    directory = user_themes_dir()
+    directory.mkdir(parents=True)
+    (directory / "dusk.toml").write_text("name = 'dusk'\nprimary = 'hsl(280, 60%, 55%)'\ndark = true\n")
+    conversation = Conversation(id="c", title="c")
+    conversation.turns += [Turn("user", [Version("hi")]), Turn("assistant", [Version("# Heading\n\nbody")])]
+
+    def no_model(options, progress):
+        raise LlmtuiError("no model in this test")
+
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
+    async with app.run_test(size=(100, 30)) as pilot:
+
+        def heading_colour() -> str | None:
+            strips = app.screen._compositor.render_strips()
+            heading = next((seg for strip in strips for seg in strip if "Heading" in seg.text), None)
+            return heading.style.color.triplet.hex if heading is not None else None
+
+        for theme in ("llmtui-dark", "dusk"):
+            app.theme = theme
+            primary = Color.parse(app.current_theme.primary).hex6.lower()
+            await wait_for(pilot, lambda primary=primary: heading_colour() == primary, timeout=5)

@@ -1,23 +1,34 @@
 """The conversation pane: the system prompt, each turn with its versions, and the composer.
 
 Only the messages in or near the viewport are mounted (see ConversationView), so a conversation of ten
-thousand messages opens as fast as one of ten.
+thousand messages opens as fast as one of ten. A reply being written streams into Textual's Markdown; every
+other message is one widget drawing lines rendered once per width (see MessageView), which the pane keeps
+across mounts, so that paging through the conversation builds no widget tree per block of Markdown.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
+from rich.console import RenderableType
+from rich.markdown import Markdown as RichMarkdown
+from rich.segment import Segment
 from rich.text import Text
+from rich.theme import Theme as RichTheme
 from textual import events
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
-from textual.content import Content
+from textual.cache import LRUCache
+from textual.color import Color
+from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.message import Message
+from textual.strip import Strip
+from textual.theme import Theme
 from textual.widget import AwaitMount, Widget
 from textual.widgets import Markdown, Static, TextArea
 
@@ -32,8 +43,15 @@ def code_blocks(markdown: str) -> list[str]:
     return [m.group(1).rstrip("\n") for m in _FENCE.finditer(markdown)]
 
 
-class MessageView(Vertical, can_focus=True):
-    """One turn: who, which version, the text, and how it ended."""
+class MessageView(Widget, can_focus=True):
+    """One turn: who, which version, the text, and how it ended.
+
+    A written message is one widget drawing its own lines: its header, its text rendered once (see
+    render_written and LineCache) and its footer. Only a reply being written is a container, of a header,
+    Textual's Markdown (which the reply streams into) and a footer; it is drawn as the others once it ends.
+    A Markdown widget is a tree of a widget per block, each laid out and rendered the first time it is
+    seen: tens of milliseconds a screenful, which every page key would pay.
+    """
 
     BINDINGS = [
         Binding("c", "act('copy')", "Copy"),
@@ -55,20 +73,20 @@ class MessageView(Vertical, can_focus=True):
             self.what = what
             self.arg = arg
 
-    def __init__(self, index: int, turn: Turn) -> None:
+    def __init__(self, index: int, turn: Turn, lines: LineCache | None = None) -> None:
         super().__init__(classes=f"message {turn.role}")
         self.index = index
         self.turn = turn
+        self._lines = lines if lines is not None else LineCache()
+        self._drawn: tuple[int, str, list[Strip]] | None = None  # width, theme, the lines drawn
 
-    def compose(self) -> ComposeResult:
-        yield Static(self._header(), classes="header")
-        if self.turn.role == "assistant":
-            yield Markdown(escape_controls(self.turn.content), classes="body")
-        else:
-            yield Static(Content(escape_controls(self.turn.content)), classes="body")
-        yield Static(self._footer(), classes="footer")
+    @property
+    def written(self) -> bool:
+        """Drawn from its text, not streamed into (no reply is being written into it)."""
+        return not self.children
 
-    def _header(self) -> Text:
+    def header(self) -> Text:
+        """Who wrote it, which version, which model, where it branched."""
         turn = self.turn
         text = Text("You" if turn.role == "user" else "Assistant", style="bold")
         if len(turn.versions) > 1:
@@ -80,7 +98,8 @@ class MessageView(Vertical, can_focus=True):
             text.append(f"  branched at step {version.branched_from[1]}", style="dim italic")
         return text
 
-    def _footer(self) -> Text:
+    def footer(self) -> Text:
+        """How it ended: stopped, interrupted, an error, and its figures."""
         version = self.turn.version
         text = Text()
         if version.error:
@@ -102,19 +121,44 @@ class MessageView(Vertical, can_focus=True):
         return text
 
     def refresh_turn(self) -> None:
-        """Redraw after the turn changed (finished, switched version)."""
-        self.query_one(".header", Static).update(self._header())
-        self.query_one(".footer", Static).update(self._footer())
-        body = self.query_one(".body")
-        if isinstance(body, Markdown):
-            body.update(escape_controls(self.turn.content))
-        else:
-            body.update(Content(escape_controls(self.turn.content)))
+        """Redraw after the turn changed (finished, switched version): its text is written now."""
+        self._drawn = None
+        if self.children:
+            self.remove_children()
+        self.refresh(layout=True)
 
-    def append_text(self, fragment: str) -> None:
-        """Streaming: add to the reply without re-rendering what is already there."""
-        if fragment:
-            self.query_one(Markdown).append(escape_controls(fragment))
+    async def live(self) -> Markdown:
+        """The Markdown a reply streams into (continuing one: its text so far), in place of the drawn text."""
+        if not self.written:
+            return self.query_one(Markdown)
+        markdown = Markdown(escape_controls(self.turn.content))
+        await self.mount_all(
+            [Static(self.header(), classes="header"), markdown, Static(self.footer(), classes="footer")]
+        )
+        return markdown
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if not self.written:
+            return super().get_content_height(container, viewport, width)
+        return len(self._draw(width))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = self._draw(width) if self.written else []
+        return lines[y] if y < len(lines) else Strip.blank(width)
+
+    def _draw(self, width: int) -> list[Strip]:
+        theme = self.app.current_theme.name
+        if self._drawn is None or self._drawn[:2] != (width, theme):
+            text = escape_controls(self.turn.content)
+            markdown = self.turn.role == "assistant"
+            body = self._lines.get(
+                (text, markdown, width, theme), lambda: render_written(self.app, text, markdown, width)
+            )
+            header = _render(self.app, self.header(), width, wrap=False)
+            footer = self.footer()
+            self._drawn = (width, theme, header + body + (_render(self.app, footer, width) if footer else []))
+        return self._drawn[2]
 
     def action_act(self, what: str, arg: int = 0) -> None:
         self.post_message(self.Action(self.index, what, arg))
@@ -151,6 +195,68 @@ class SystemPromptView(Static, can_focus=True):
 
     def action_score(self) -> None:
         self.post_message(self.Score())
+
+
+class LineCache:
+    """Written messages' lines, by text, width and theme: rendered once, drawn from here on every mount."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._lines: LRUCache[tuple[str, bool, int, str], list[Strip]] = LRUCache(size)
+
+    def get(self, key: tuple[str, bool, int, str], render: Callable[[], list[Strip]]) -> list[Strip]:
+        lines = self._lines.get(key)
+        if lines is None:
+            lines = self._lines[key] = render()
+        return lines
+
+
+def render_written(app: App, text: str, markdown: bool, width: int) -> list[Strip]:
+    """A message's text as lines ``width`` cells wide: a reply's as Markdown, in the app theme's colours;
+    yours as you typed it."""
+    theme = app.current_theme
+    renderable: RenderableType
+    if markdown:
+        # Links are shown as text with their address: a hyperlink's target would be the model's to set.
+        code = "ansi_dark" if theme.dark else "ansi_light"
+        renderable = RichMarkdown(text, code_theme=code, hyperlinks=False)
+    else:
+        renderable = Text(text)
+    with app.console.use_theme(_markdown_theme(theme)):
+        return _render(app, renderable, width) or [Strip.blank(width)]
+
+
+def _render(app: App, renderable: RenderableType, width: int, *, wrap: bool = True) -> list[Strip]:
+    console = app.console
+    options = console.options.update(width=max(1, width), height=None, highlight=False, no_wrap=not wrap)
+    if not wrap:
+        options = options.update(overflow="ellipsis")
+    lines = console.render_lines(renderable, options, pad=False, new_lines=False)
+    return [Strip(Segment.simplify(line)) for line in lines]
+
+
+def _markdown_theme(theme: Theme) -> RichTheme:
+    """Rich's Markdown styles in the app theme's colours (Rich's own are fixed colours of its own)."""
+    # Through Textual's parser: a theme may name its colours in ways Rich does not read (hsl(), alpha).
+    primary = Color.parse(theme.primary).hex6
+    secondary = Color.parse(theme.secondary or theme.primary).hex6
+    accent = Color.parse(theme.accent or theme.primary).hex6
+    return RichTheme(
+        {
+            "markdown.h1": f"bold {primary}",
+            "markdown.h1.border": primary,
+            "markdown.h2": f"bold underline {primary}",
+            "markdown.h3": f"bold {secondary}",
+            "markdown.h4": f"italic {secondary}",
+            "markdown.code": f"bold {accent}",
+            "markdown.link": accent,
+            "markdown.link_url": f"underline {accent}",
+            "markdown.item.bullet": f"bold {accent}",
+            "markdown.item.number": f"bold {accent}",
+            "markdown.block_quote": f"italic {secondary}",
+            "markdown.hr": secondary,
+            "markdown.table.border": secondary,
+        }
+    )
 
 
 class _Spacer(Widget):
@@ -198,6 +304,7 @@ class ConversationView(VerticalScroll):
         self._update_pending = False
         self._prefetch_pending = False
         self._width = 0
+        self._lines = LineCache()
 
     def compose(self) -> ComposeResult:
         yield SystemPromptView(id="system")
@@ -388,7 +495,7 @@ class ConversationView(VerticalScroll):
     def _build(self, item: int | _Note) -> Widget:
         if isinstance(item, _Note):
             return Static(Text(escape_controls(item.text)), classes="note")
-        return MessageView(item, self._turns[item])
+        return MessageView(item, self._turns[item], self._lines)
 
     async def _show_end(self) -> None:
         """Mount the last screenful and keep the end in view."""
@@ -418,7 +525,7 @@ class ConversationView(VerticalScroll):
             self.call_later(self._update_window)
 
     def _update_window(self) -> None:
-        """Mount what the viewport shows now; the page either side of it follows, a message at a time."""
+        """Mount what the viewport shows now; the page either side of it follows after the frame."""
         self._update_pending = False
         if not self.is_attached or not self._items:
             return
@@ -436,18 +543,13 @@ class ConversationView(VerticalScroll):
             self.call_after_refresh(self._prefetch)
 
     def _prefetch(self) -> None:
-        """Mount the wanted message nearest the viewport (and drop those now too far away); the next one
-        after the frame that follows, so that keys are answered in between."""
+        """After the frame that answered a scroll: mount the page either side of the viewport (and drop
+        what is now too far away), all in one layout."""
         self._prefetch_pending = False
         if not self.is_attached or not self._items:
             return
-        mounted = set(self._views)
-        shown, wanted = self._window()
-        missing = wanted - mounted
-        if missing:
-            nearest = min(missing, key=lambda p: min(abs(p - q) for q in shown))
-            wanted = (wanted & mounted) | {nearest}
-        if wanted != mounted:
+        _, wanted = self._window()
+        if wanted != set(self._views):
             self._reconcile(wanted)
             self.call_after_refresh(self._settle)
 
