@@ -112,7 +112,8 @@ async def _measure(messages: int, presses: int) -> dict[str, Any]:
 
     from llmtui.store.conversations import ConversationStore
     from llmtui.tui.app import LlmtuiApp
-    from llmtui.tui.widgets.conversation import ConversationView, MessageView
+    from llmtui.tui.widgets.conversation import ConversationView
+    from llmtui.tui.widgets.message import MessageView
 
     tmp = tempfile.TemporaryDirectory(prefix="llmtui-bench-")
     store = ConversationStore(Path(tmp.name) / "conversations")

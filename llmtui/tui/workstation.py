@@ -38,14 +38,9 @@ from llmtui.tui.lens import LensController
 from llmtui.tui.reply import ReplyController
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import ChipView
-from llmtui.tui.widgets.conversation import (
-    Composer,
-    ConversationView,
-    MessageView,
-    SystemPromptView,
-    code_blocks,
-)
+from llmtui.tui.widgets.conversation import Composer, ConversationView
 from llmtui.tui.widgets.inspector import Inspector
+from llmtui.tui.widgets.message import MessageView, SystemPromptView, code_blocks
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.status import StatusBar
 from llmtui.tui.widgets.token_stream import TokenChips, TokenStream

@@ -9,8 +9,9 @@ from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.text import escape_controls
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import prob_bucket
-from llmtui.tui.widgets.conversation import Composer, MessageView, SystemPromptView
+from llmtui.tui.widgets.conversation import Composer
 from llmtui.tui.widgets.inspector import Inspector
+from llmtui.tui.widgets.message import MessageView, SystemPromptView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
 from tests.tui.conftest import wait_for, wait_idle, wait_ready

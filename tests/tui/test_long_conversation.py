@@ -9,8 +9,9 @@ from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.errors import LlmtuiError
 from llmtui.store.conversations import ConversationStore
 from llmtui.tui.app import LlmtuiApp
-from llmtui.tui.widgets import conversation as conversation_pane
-from llmtui.tui.widgets.conversation import ConversationView, MessageView
+from llmtui.tui.widgets import message as message_module
+from llmtui.tui.widgets.conversation import ConversationView
+from llmtui.tui.widgets.message import MessageView
 from tests.tui.conftest import wait_for
 
 MESSAGES = 2_000
@@ -74,13 +75,13 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
     # Paging through a long conversation builds no Markdown widget tree, and a message scrolled away and
     # back is drawn from the lines rendered the first time (that is what makes a page key cheap).
     rendered: list[tuple[str, int]] = []
-    render = conversation_pane.render_written
+    render = message_module.render_written
 
     def counted(app, text, markdown, width):
         rendered.append((text, width))
         return render(app, text, markdown, width)
 
-    monkeypatch.setattr(conversation_pane, "render_written", counted)
+    monkeypatch.setattr(message_module, "render_written", counted)
     store = ConversationStore(private_dirs / "data" / "conversations")
     app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(400))
     async with app.run_test(size=(120, 40)) as pilot:

@@ -9,7 +9,8 @@ import time
 from textual.events import Key
 
 from llmtui.core.conversation import Conversation, Turn, Version
-from llmtui.tui.widgets.conversation import Composer, MessageView
+from llmtui.tui.widgets.conversation import Composer
+from llmtui.tui.widgets.message import MessageView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
 from tests.tui.conftest import wait_for, wait_idle, wait_ready

@@ -1,262 +1,28 @@
 """The conversation pane: the system prompt, each turn with its versions, and the composer.
 
 Only the messages in or near the viewport are mounted (see ConversationView), so a conversation of ten
-thousand messages opens as fast as one of ten. A reply being written streams into Textual's Markdown; every
-other message is one widget drawing lines rendered once per width (see MessageView), which the pane keeps
-across mounts, so that paging through the conversation builds no widget tree per block of Markdown.
+thousand messages opens as fast as one of ten; each is drawn from lines rendered once (see message.py), which
+the pane keeps across mounts, so that paging through it builds no widget tree per block of Markdown.
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
-from rich.console import RenderableType
-from rich.markdown import Markdown as RichMarkdown
-from rich.segment import Segment
 from rich.text import Text
-from rich.theme import Theme as RichTheme
 from textual import events
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.cache import LRUCache
-from textual.color import Color
 from textual.containers import VerticalScroll
-from textual.geometry import Size
 from textual.message import Message
-from textual.strip import Strip
-from textual.theme import Theme
 from textual.widget import AwaitMount, Widget
-from textual.widgets import Markdown, Static, TextArea
+from textual.widgets import Static, TextArea
 
 from llmtui.core.conversation import Conversation, Turn
 from llmtui.core.text import escape_controls
-
-_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.S)
-
-
-def code_blocks(markdown: str) -> list[str]:
-    """The fenced code blocks of a Markdown text, in order."""
-    return [m.group(1).rstrip("\n") for m in _FENCE.finditer(markdown)]
-
-
-class MessageView(Widget, can_focus=True):
-    """One turn: who, which version, the text, and how it ended.
-
-    A written message is one widget drawing its own lines: its header, its text rendered once (see
-    render_written and LineCache) and its footer. Only a reply being written is a container, of a header,
-    Textual's Markdown (which the reply streams into) and a footer; it is drawn as the others once it ends.
-    A Markdown widget is a tree of a widget per block, each laid out and rendered the first time it is
-    seen: tens of milliseconds a screenful, which every page key would pay.
-    """
-
-    BINDINGS = [
-        Binding("c", "act('copy')", "Copy"),
-        Binding("b", "act('copy_code')", "Copy code"),
-        Binding("e", "act('edit')", "Edit"),
-        Binding("t", "act('inspect')", "Tokenize"),
-        Binding("p", "act('score')", "Surprise"),
-        Binding("s", "act('stream')", "Show tokens"),
-        Binding("left,alt+left", "act('version', -1)", "Prev version"),
-        Binding("right,alt+right", "act('version', 1)", "Next version"),
-    ]
-
-    class Action(Message):
-        """The user asked for something on a message (copy, edit, version, ...)."""
-
-        def __init__(self, index: int, what: str, arg: int = 0) -> None:
-            super().__init__()
-            self.index = index
-            self.what = what
-            self.arg = arg
-
-    def __init__(self, index: int, turn: Turn, lines: LineCache | None = None) -> None:
-        super().__init__(classes=f"message {turn.role}")
-        self.index = index
-        self.turn = turn
-        self._lines = lines if lines is not None else LineCache()
-        self._drawn: tuple[int, str, list[Strip]] | None = None  # width, theme, the lines drawn
-
-    @property
-    def written(self) -> bool:
-        """Drawn from its text, not streamed into (no reply is being written into it)."""
-        return not self.children
-
-    def header(self) -> Text:
-        """Who wrote it, which version, which model, where it branched."""
-        turn = self.turn
-        text = Text("You" if turn.role == "user" else "Assistant", style="bold")
-        if len(turn.versions) > 1:
-            text.append(f"  ‹ version {turn.current + 1}/{len(turn.versions)} ›")
-        version = turn.version
-        if version.model and turn.role == "assistant":
-            text.append(f"  · {escape_controls(version.model)}", style="dim")
-        if version.branched_from:
-            text.append(f"  branched at step {version.branched_from[1]}", style="dim italic")
-        return text
-
-    def footer(self) -> Text:
-        """How it ended: stopped, interrupted, an error, and its figures."""
-        version = self.turn.version
-        text = Text()
-        if version.error:
-            text.append(f"✖ {escape_controls(version.error)}", style="bold red")
-        elif version.partial and version.stats is not None and version.stats.stop_reason == "stopped":
-            text.append("■ stopped", style="bold yellow")
-        elif version.partial and version.stats is None and self.turn.role == "assistant" and version.events:
-            text.append("… interrupted", style="yellow")
-        if version.stats is not None:
-            s = version.stats
-            text.append(
-                f"  {s.new_tokens} tokens · {s.tokens_per_second:.1f} tok/s · ttft {s.ttft_s:.2f}s · {s.stop_reason}",
-                style="dim",
-            )
-            if s.stop_reason == "max_tokens":
-                text.append("  (continue: ctrl+o)", style="dim")
-            if s.dropped_turns:
-                text.append(f"  {s.dropped_turns} oldest turns left out to fit the context", style="dim")
-        return text
-
-    def refresh_turn(self) -> None:
-        """Redraw after the turn changed (finished, switched version): its text is written now."""
-        self._drawn = None
-        if self.children:
-            self.remove_children()
-        self.refresh(layout=True)
-
-    async def live(self) -> Markdown:
-        """The Markdown a reply streams into (continuing one: its text so far), in place of the drawn text."""
-        if not self.written:
-            return self.query_one(Markdown)
-        markdown = Markdown(escape_controls(self.turn.content))
-        await self.mount_all(
-            [Static(self.header(), classes="header"), markdown, Static(self.footer(), classes="footer")]
-        )
-        return markdown
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        if not self.written:
-            return super().get_content_height(container, viewport, width)
-        return len(self._draw(width))
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        lines = self._draw(width) if self.written else []
-        return lines[y] if y < len(lines) else Strip.blank(width)
-
-    def _draw(self, width: int) -> list[Strip]:
-        theme = self.app.current_theme.name
-        if self._drawn is None or self._drawn[:2] != (width, theme):
-            text = escape_controls(self.turn.content)
-            markdown = self.turn.role == "assistant"
-            body = self._lines.get(
-                (text, markdown, width, theme), lambda: render_written(self.app, text, markdown, width)
-            )
-            header = _render(self.app, self.header(), width, wrap=False)
-            footer = self.footer()
-            self._drawn = (width, theme, header + body + (_render(self.app, footer, width) if footer else []))
-        return self._drawn[2]
-
-    def action_act(self, what: str, arg: int = 0) -> None:
-        self.post_message(self.Action(self.index, what, arg))
-
-    def on_click(self, event: events.Click) -> None:
-        self.focus()
-
-    def on_resize(self, event: events.Resize) -> None:
-        if isinstance(self.parent, ConversationView):
-            self.parent.item_resized()
-
-
-class SystemPromptView(Static, can_focus=True):
-    """The system prompt, always visible; Enter or e edits it, p scores it."""
-
-    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt"), Binding("p", "score", "Surprise")]
-
-    class Edit(Message):
-        pass
-
-    class Score(Message):
-        """Score the system prompt in the inspector."""
-
-    def show(self, system: str) -> None:
-        text = Text("System  ", style="bold")
-        text.append(
-            escape_controls(system) if system else "(none · press e to set one)",
-            style="" if system else "dim",
-        )
-        self.update(text)
-
-    def action_edit(self) -> None:
-        self.post_message(self.Edit())
-
-    def action_score(self) -> None:
-        self.post_message(self.Score())
-
-
-class LineCache:
-    """Written messages' lines, by text, width and theme: rendered once, drawn from here on every mount."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._lines: LRUCache[tuple[str, bool, int, str], list[Strip]] = LRUCache(size)
-
-    def get(self, key: tuple[str, bool, int, str], render: Callable[[], list[Strip]]) -> list[Strip]:
-        lines = self._lines.get(key)
-        if lines is None:
-            lines = self._lines[key] = render()
-        return lines
-
-
-def render_written(app: App, text: str, markdown: bool, width: int) -> list[Strip]:
-    """A message's text as lines ``width`` cells wide: a reply's as Markdown, in the app theme's colours;
-    yours as you typed it."""
-    theme = app.current_theme
-    renderable: RenderableType
-    if markdown:
-        # Links are shown as text with their address: a hyperlink's target would be the model's to set.
-        code = "ansi_dark" if theme.dark else "ansi_light"
-        renderable = RichMarkdown(text, code_theme=code, hyperlinks=False)
-    else:
-        renderable = Text(text)
-    with app.console.use_theme(_markdown_theme(theme)):
-        return _render(app, renderable, width) or [Strip.blank(width)]
-
-
-def _render(app: App, renderable: RenderableType, width: int, *, wrap: bool = True) -> list[Strip]:
-    console = app.console
-    options = console.options.update(width=max(1, width), height=None, highlight=False, no_wrap=not wrap)
-    if not wrap:
-        options = options.update(overflow="ellipsis")
-    lines = console.render_lines(renderable, options, pad=False, new_lines=False)
-    return [Strip(Segment.simplify(line)) for line in lines]
-
-
-def _markdown_theme(theme: Theme) -> RichTheme:
-    """Rich's Markdown styles in the app theme's colours (Rich's own are fixed colours of its own)."""
-    # Through Textual's parser: a theme may name its colours in ways Rich does not read (hsl(), alpha).
-    primary = Color.parse(theme.primary).hex6
-    secondary = Color.parse(theme.secondary or theme.primary).hex6
-    accent = Color.parse(theme.accent or theme.primary).hex6
-    return RichTheme(
-        {
-            "markdown.h1": f"bold {primary}",
-            "markdown.h1.border": primary,
-            "markdown.h2": f"bold underline {primary}",
-            "markdown.h3": f"bold {secondary}",
-            "markdown.h4": f"italic {secondary}",
-            "markdown.code": f"bold {accent}",
-            "markdown.link": accent,
-            "markdown.link_url": f"underline {accent}",
-            "markdown.item.bullet": f"bold {accent}",
-            "markdown.item.number": f"bold {accent}",
-            "markdown.block_quote": f"italic {secondary}",
-            "markdown.hr": secondary,
-            "markdown.table.border": secondary,
-        }
-    )
+from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView
 
 
 class _Spacer(Widget):
@@ -587,8 +353,9 @@ class ConversationView(VerticalScroll):
             self._rebuild_items()
         self._schedule_update()
 
-    def item_resized(self) -> None:
-        """A mounted message changed height (its Markdown filled in, a reply grew)."""
+    def on_message_view_resized(self, event: MessageView.Resized) -> None:
+        """A mounted message changed height (its text drawn, a reply grown): measure it again."""
+        event.stop()
         self.call_after_refresh(self._settle)
 
 
