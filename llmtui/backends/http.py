@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from llmtui.backends.base import Backend
 from llmtui.core.errors import EngineUnavailable, GenerationError, InvalidValue, LlmtuiError, first_line
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.prompt import Prompt
+from llmtui.core.reply import ReplyState
 from llmtui.core.sampling import SamplingParams
 
 # Connecting is quick or never. Reading waits for the slowest step: the first token pays for the prompt's
@@ -216,7 +216,7 @@ class HttpBackend(Backend):
         self.http.close()
 
 
-class StreamedReply:
+class StreamedReply(ReplyState):
     """One reply streamed as server-sent events; `stop()` from any thread closes the stream (a server stops
     its decode loop when its client goes). Subclasses say what to send and how to read a chunk."""
 
@@ -230,15 +230,9 @@ class StreamedReply:
         prefix: tuple[int, ...] = (),
         force: int | None = None,
     ) -> None:
+        super().__init__(prompt, params, prefix, force)
         self.backend = backend
-        self.prompt = prompt
-        self.params = params
-        self.prefix = prefix
-        self.force = force
-        self.events: list[TokenEvent] = []
-        self.stats: ReplyStats | None = None
         self.started = time.perf_counter()
-        self._stopped = threading.Event()
         self._response: httpx.Response | None = None
 
     def body(self) -> dict[str, Any]:
@@ -258,7 +252,8 @@ class StreamedReply:
         return self.stats
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Ask the reply to end: the stream is closed, and the server stops its decode loop within a step."""
+        super().stop()
         response = self._response
         if response is not None:
             response.close()
@@ -269,7 +264,7 @@ class StreamedReply:
             for attempt in range(RETRIES + 1):
                 with connect_sse(backend.http, "POST", self.path, json=self.body()) as source:
                     self._response = source.response
-                    if self._stopped.is_set():
+                    if self.stopping:
                         return self._finish("stopped")
                     status = source.response.status_code
                     if status >= 400:
@@ -279,14 +274,14 @@ class StreamedReply:
                         wait = retry_after(source.response) if status in (429, 503) else None
                         if wait is not None and wait <= MAX_RETRY_WAIT and attempt < RETRIES:
                             self._response = None
-                            if self._stopped.wait(wait):  # stopped while waiting
+                            if self._stop.wait(wait):  # stopped while waiting
                                 return self._finish("stopped")
                             continue
                         raise backend.refused(source.response)
                     yield from self._read(source.iter_sse())
                     break
         except (httpx.HTTPError, SSEError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            if self._stopped.is_set():
+            if self.stopping:
                 return self._finish("stopped")
             self._finish("error")
             if isinstance(exc, httpx.HTTPError):
@@ -299,7 +294,7 @@ class StreamedReply:
             self._response = None
         stats = self.ended()
         if stats is None:  # the stream closed before the server's last chunk
-            if not self._stopped.is_set():
+            if not self.stopping:
                 self._finish("error")
                 raise EngineUnavailable(f"{backend.where} ended the stream before the reply was complete")
             return self._finish("stopped")

@@ -9,7 +9,6 @@ step (branching).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from llmtui.core.errors import GenerationError, InvalidValue, OutOfMemory
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.prompt import Message, Prompt, fit, plain_format
+from llmtui.core.reply import ReplyState
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.score import windows
 from llmtui.core.tokens import TokenizerView
@@ -170,7 +170,7 @@ class Engine:
             raise GenerationError(f"scoring failed: {message[:300]}") from None
 
 
-class Generation:
+class Generation(ReplyState):
     """One reply being decoded: iterate it for TokenEvents; `stop()` from any thread ends it within a step.
 
     The chosen token never leaves the device to feed the next step. With the engine's ``lag``, step n + 1
@@ -188,23 +188,9 @@ class Generation:
         prefix: tuple[int, ...],
         force: int | None,
     ) -> None:
+        super().__init__(prompt, params, prefix, force)
         self.engine = engine
-        self.prompt = prompt
-        self.params = params
-        self.prefix = prefix
-        self.force = force
-        self.events: list[TokenEvent] = []
-        self.stats: ReplyStats | None = None
-        self._stop = threading.Event()
         self._started = False
-
-    def stop(self) -> None:
-        """Ask the loop to end; the step in flight finishes and is kept."""
-        self._stop.set()
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events)
 
     def __iter__(self) -> Iterator[TokenEvent]:
         if self._started:
@@ -262,7 +248,7 @@ class Generation:
             # it while the host builds this event; the end-of-reply checks below then decide one step late,
             # and a step queued past the end is dropped unread. The budget is known here, so the cache never
             # gets a step it has no room for.
-            ahead = lag and step < budget - 1 and not self._stop.is_set()
+            ahead = lag and step < budget - 1 and not self.stopping
             if ahead:
                 logits = forward.step(token)
             values = copies.read()
@@ -279,10 +265,7 @@ class Generation:
             ids.append(token_id)
             piece_text = decoder.step(backend, token_id) or ""
             last = (
-                token_id in engine.eos_ids
-                or step == budget - 1
-                or self._stop.is_set()
-                or len(ids) >= engine.context_length
+                token_id in engine.eos_ids or step == budget - 1 or self.stopping or len(ids) >= engine.context_length
             )
             text, hit_stop = stops.feed(piece_text, final=last)
             event = TokenEvent(
@@ -357,7 +340,7 @@ class Generation:
             return "eos"
         if hit_stop:
             return "stop_string"
-        if self._stop.is_set():
+        if self.stopping:
             return "stopped"
         if length >= self.engine.context_length:
             return "context_full"
