@@ -1,9 +1,5 @@
-"""One message of the conversation pane, and the system prompt above them.
-
-A written message is one widget drawing lines: its header, its text rendered once (Rich's Markdown in the
-theme's colours for a reply; yours as typed) and kept in the pane's LineCache, and its footer. Only the reply
-being written is a container, of a header, Textual's Markdown, which it streams into, and a footer.
-"""
+"""One message of the conversation pane (drawn from lines rendered once: see MessageView), and the system
+prompt above them."""
 
 from __future__ import annotations
 
