@@ -289,7 +289,7 @@ def _reference_distributions(engine, ids):
 def test_score_is_the_softmax_of_the_model_logits(tiny_engine, monkeypatch, rows):
     from llmtui.engine import generation
 
-    monkeypatch.setattr(generation, "_SCORE_ROWS", rows)
+    monkeypatch.setattr(generation, "_SCORE_BYTES", rows * 4 * len(tiny_engine.view.pieces))
     ids = [*tiny_engine.render(_chat("The capital of France is Paris.")).ids, 5, 17, 42]
     events = tiny_engine.score(ids, top=4)
     probs = _reference_distributions(tiny_engine, ids)
