@@ -24,14 +24,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmtui.core import wire
-from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, LlmtuiError, OutOfMemory
-from llmtui.core.events import ReplyStats, TokenEvent
+from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, LlmtuiError
+from llmtui.core.events import ReplyStats
 from llmtui.core.prompt import Prompt
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.text import escape_controls
 from llmtui.server import protocol
 from llmtui.server.decoder import Decoder, Item, Job, QueueFull
 from llmtui.server.protocol import ApiError, GenerateRequest, invalid
+from llmtui.server.writer import ReplyWriter, item_error
 
 RETRY_AFTER = "1"  # seconds, for a model still loading and for a full queue
 LOG_KEY = "llmtui.log"  # where an endpoint leaves what the request's log line reports
@@ -103,16 +104,6 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
-def _from_llmtui(exc: LlmtuiError) -> ApiError:
-    """An engine's typed error as an HTTP error."""
-    if isinstance(exc, ContextOverflow):
-        return invalid(str(exc), "messages", "context_length_exceeded")
-    if isinstance(exc, InvalidValue):
-        return invalid(str(exc))
-    code = "out_of_memory" if isinstance(exc, OutOfMemory) else "generation_failed"
-    return ApiError(500, str(exc), type="server_error", code=code)
-
-
 def _log(message: str) -> None:
     print(f"llmtui: {message}", file=sys.stderr, flush=True)
 
@@ -126,7 +117,7 @@ def _handled(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request]
         except ApiError as exc:
             return error_response(exc)
         except LlmtuiError as exc:
-            return error_response(_from_llmtui(exc))
+            return error_response(protocol.from_llmtui(exc))
         except Exception as exc:
             what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             _log(f"error: {request.method} {request.url.path}: {type(exc).__name__}: {what[:300]}")
@@ -149,172 +140,6 @@ async def _encode_text(view: Any, text: str, *, add_special_tokens: bool) -> lis
     """A text's token ids, cut on a worker thread: a long text would hold up every other request."""
     encoding = await run_in_threadpool(view.backend.encode, text, add_special_tokens=add_special_tokens)
     return list(encoding.ids)
-
-
-def _encode(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _sse(obj: Any) -> bytes:
-    return b"data: " + _encode(obj) + b"\n\n"
-
-
-SSE_DONE = b"data: [DONE]\n\n"
-
-
-# -- replies -------------------------------------------------------------------------------------------------
-
-
-class ReplyWriter:
-    """A job's items as OpenAI's chunks (streamed) or one response: chat or legacy completions."""
-
-    def __init__(
-        self,
-        service: Service,
-        request: GenerateRequest,
-        *,
-        chat: bool,
-        prompt_tokens: int,
-        echo_ids: list[int] | None = None,
-        echo_text: str = "",
-    ) -> None:
-        self.view = service.backend.view
-        self.model = service.model_id
-        self.request = request
-        self.chat = chat
-        self.prompt_tokens = prompt_tokens
-        self.echo_ids = echo_ids
-        self.echo_text = echo_text
-        self.id = protocol.new_id("chatcmpl" if chat else "cmpl")
-        self.object = "chat.completion" if chat else "text_completion"
-        self.created = protocol.now()
-        self.events: list[TokenEvent] = []
-        self.legacy = None
-        if not chat and request.logprobs is not None:
-            self.legacy = protocol.LegacyLogprobs(self.view, request.logprobs)
-
-    # A chunk's frame: OpenAI repeats id, object, created and model in every chunk.
-    def _chunk(self, choice: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk" if self.chat else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [] if choice is None else [choice],
-        }
-        if self.request.include_usage:
-            chunk["usage"] = None
-        chunk.update(extra)
-        return chunk
-
-    def _choice(self, text: str | None, logprobs: Any, finish: str | None) -> dict[str, Any]:
-        if self.chat:
-            delta = {} if text is None else {"content": text}
-            return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        return {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
-
-    def opening(self) -> list[bytes]:
-        """What a stream starts with: OpenAI's chat streams open with the assistant's role."""
-        if not self.chat:
-            return []
-        choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-        return [_sse(self._chunk(choice))]
-
-    def echo_chunk(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
-        """The streamed chunk that returns the prompt first, with ``echo``."""
-        echo = self.echo(scored)
-        if echo is None:
-            return None
-        return self._chunk(self._with_scored(self._choice(echo["text"], echo["logprobs"], None), scored))
-
-    @staticmethod
-    def _with_scored(choice: dict[str, Any], scored: list[TokenEvent] | None) -> dict[str, Any]:
-        """llmtui's own data for the echoed prompt's tokens (TokenEvents: ids, rank, entropy, candidates)."""
-        if scored is not None:
-            choice[wire.EXTENSION] = {"prompt": [e.to_dict() for e in scored]}
-        return choice
-
-    def echo(self, scored: list[TokenEvent] | None) -> dict[str, Any] | None:
-        """The prompt, returned first with ``echo``; with logprobs, its own tokens' (the first has none)."""
-        if self.echo_ids is None:
-            return None
-        if self.legacy is None:
-            return {"text": self.echo_text, "logprobs": None}
-        out = self.legacy.empty()
-        by_index = {e.index: e for e in scored or ()}
-        for i, token_id in enumerate(self.echo_ids):
-            self.legacy.add(out, token_id, by_index.get(i))
-        return {"text": self.echo_text, "logprobs": out}
-
-    def token(self, event: TokenEvent) -> dict[str, Any]:
-        """One streamed chunk per token, carrying llmtui's TokenEvent beside OpenAI's fields."""
-        self.events.append(event)
-        logprobs = self._logprobs(event)
-        choice = self._choice(event.text, logprobs, None)
-        choice[wire.EXTENSION] = event.to_dict()
-        return self._chunk(choice)
-
-    def _logprobs(self, event: TokenEvent) -> Any:
-        if self.request.logprobs is None:
-            return None
-        if self.chat:
-            return {"content": [protocol.chat_logprob(self.view, event, self.request.logprobs)]}
-        assert self.legacy is not None
-        out = self.legacy.empty()
-        self.legacy.add(out, event.token_id, event)
-        return out
-
-    def closing(self, stats: ReplyStats) -> list[dict[str, Any]]:
-        """The last chunk (finish_reason and llmtui's stats), then usage when the client asked for it."""
-        chunks = [self._chunk(self._choice(None, None, protocol.finish_reason(stats)), **protocol.stats_field(stats))]
-        if self.request.include_usage:
-            chunks.append(self._chunk(None, usage=self.usage()))
-        return chunks
-
-    def usage(self) -> dict[str, int]:
-        return protocol.usage(self.prompt_tokens, len(self.events))
-
-    def response(self, scored: list[TokenEvent] | None, stats: ReplyStats) -> dict[str, Any]:
-        """A whole (non-streamed) response."""
-        text = "".join(e.text for e in self.events)
-        finish = protocol.finish_reason(stats)
-        if self.chat:
-            logprobs = None
-            if self.request.logprobs is not None:
-                top = self.request.logprobs
-                logprobs = {"content": [protocol.chat_logprob(self.view, e, top) for e in self.events]}
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": logprobs,
-                "finish_reason": finish,
-            }
-        else:
-            echo = self.echo(scored)
-            logprobs = None
-            if self.legacy is not None:
-                logprobs = echo["logprobs"] if echo else self.legacy.empty()
-                for e in self.events:
-                    self.legacy.add(logprobs, e.token_id, e)
-            choice = {"index": 0, "text": (echo["text"] if echo else "") + text, "logprobs": logprobs}
-            choice["finish_reason"] = finish
-            self._with_scored(choice, scored)
-        return {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-            "usage": self.usage(),
-            **protocol.stats_field(stats),
-        }
-
-
-def _item_error(item: Item) -> ApiError:
-    if item.kind == "gone":
-        status = 499 if item.value == "the client went away" else 503
-        return ApiError(status, f"the reply did not run: {item.value}", type="server_error", code="cancelled")
-    return _from_llmtui(item.value)
 
 
 async def _watch(receive: Receive, job: Job) -> None:
@@ -432,7 +257,7 @@ class Routes:
         if item.kind != "done":
             if isinstance(item.value, InvalidValue | ContextOverflow):
                 raise invalid(str(item.value), None)
-            raise _item_error(item)
+            raise item_error(item)
         return item.value
 
     # -- generation --------------------------------------------------------------------------------------
@@ -457,7 +282,7 @@ class Routes:
         except GenerationError as exc:  # the chat template refused the conversation
             raise invalid(str(exc), "messages") from None
         params = self._params(req, req.max_tokens or context)
-        writer = ReplyWriter(self.service, req, chat=True, prompt_tokens=len(prompt.ids))
+        writer = ReplyWriter(backend.view, self.service.model_id, req, chat=True, prompt_tokens=len(prompt.ids))
         return await self._reply(request, req, writer, self._work(prompt, params, (), None, None, None))
 
     async def completions(self, request: Request) -> Response:
@@ -494,7 +319,13 @@ class Routes:
         params = self._params(req, max(max_tokens, 1))
         echo_ids = ids if req.echo else None
         writer = ReplyWriter(
-            self.service, req, chat=False, prompt_tokens=len(ids), echo_ids=echo_ids, echo_text=text if req.echo else ""
+            view,
+            self.service.model_id,
+            req,
+            chat=False,
+            prompt_tokens=len(ids),
+            echo_ids=echo_ids,
+            echo_text=text if req.echo else "",
         )
         score = req.logprobs if req.echo and req.logprobs is not None else None
         work = self._work(prompt, params, tuple(ids[split:]), ext.force, echo_ids, score, generate=max_tokens > 0)
@@ -550,7 +381,7 @@ class Routes:
                 job.stop()
 
     def _failed(self, item: Item) -> Response:
-        error = _item_error(item)
+        error = item_error(item)
         body = error.body()
         if item.stats is not None:
             body.update(protocol.stats_field(item.stats))
@@ -580,7 +411,7 @@ class Routes:
             while True:
                 # Take every item already waiting, and send them in one write.
                 while item is not None and not finished:
-                    finished = self._feed(item, writer, parts)
+                    finished = writer.feed(item, parts)
                     item = None if finished else job.get_nowait()
                 log["tokens"] = len(writer.events)
                 if parts:
@@ -592,26 +423,6 @@ class Routes:
         finally:
             watcher.cancel()
             job.stop()
-
-    def _feed(self, item: Item, writer: ReplyWriter, parts: list[bytes]) -> bool:
-        """Add one item's SSE events to ``parts``; True when the stream is over."""
-        if item.kind == "event":
-            parts.append(_sse(writer.token(item.value)))
-            return False
-        if item.kind == "score":
-            chunk = writer.echo_chunk(item.value)
-            if chunk is not None:
-                parts.append(_sse(chunk))
-            return False
-        if item.kind == "done":
-            parts.extend(_sse(chunk) for chunk in writer.closing(item.value))
-        else:  # an error after the stream began: an error event, then the end, as vLLM does
-            body = _item_error(item).body()
-            if item.stats is not None:
-                body.update(protocol.stats_field(item.stats))
-            parts.append(_sse(body))
-        parts.append(SSE_DONE)
-        return True
 
 
 # -- the application -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtui.core import wire
+from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError, OutOfMemory
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.prompt import Message
 from llmtui.core.sampling import SEED_MAX, SEED_MIN
@@ -491,3 +492,13 @@ def finish_reason(stats: ReplyStats) -> str:
 def stats_field(stats: ReplyStats) -> dict[str, Any]:
     """The top-level extension of a reply's last chunk, or of a whole response."""
     return {wire.EXTENSION: {"stats": stats.to_dict()}}
+
+
+def from_llmtui(exc: LlmtuiError) -> ApiError:
+    """An engine's typed error as an HTTP error."""
+    if isinstance(exc, ContextOverflow):
+        return invalid(str(exc), "messages", "context_length_exceeded")
+    if isinstance(exc, InvalidValue):
+        return invalid(str(exc))
+    code = "out_of_memory" if isinstance(exc, OutOfMemory) else "generation_failed"
+    return ApiError(500, str(exc), type="server_error", code=code)
