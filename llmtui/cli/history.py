@@ -92,7 +92,7 @@ def cmd_history_list(args: argparse.Namespace) -> int:
 
 def cmd_history_show(args: argparse.Namespace) -> int:
     """One conversation as Markdown, or with --json its file's JSON."""
-    from llmtui.store.conversations import to_markdown
+    from llmtui.store.exchange import to_markdown
 
     conversation = _load(args)
     if args.json:
@@ -104,7 +104,7 @@ def cmd_history_show(args: argparse.Namespace) -> int:
 
 def cmd_history_export(args: argparse.Namespace) -> int:
     """One conversation in an export format, to stdout or (atomically) to a file."""
-    from llmtui.store.conversations import to_markdown, to_openai
+    from llmtui.store.exchange import to_markdown, to_openai
 
     conversation = _load(args)
     if args.format == "markdown":
@@ -126,7 +126,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
 
 def cmd_history_import(args: argparse.Namespace) -> int:
     """Save OpenAI-style messages (a file, or stdin) as a new conversation and print its id."""
-    from llmtui.store.conversations import from_openai
+    from llmtui.store.exchange import from_openai
     from llmtui.store.files import parse_json
 
     source = args.target

@@ -11,7 +11,8 @@ import pytest
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.errors import InvalidValue
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
-from llmtui.store.conversations import ConversationStore, StoreError, from_openai, to_markdown, to_openai
+from llmtui.store.conversations import ConversationStore, StoreError
+from llmtui.store.exchange import from_openai, to_markdown, to_openai
 
 
 def _event(i: int) -> TokenEvent:
