@@ -99,7 +99,10 @@ def run(args: argparse.Namespace) -> list[Figure]:
         prompt = local.render(MESSAGES, reserve=n)
 
         def in_process() -> Iterator[int]:
-            return (event.token_id for event in local.generate(prompt, params))
+            # The messages rendered each time, as `llmtui run` does and as the server does for a chat
+            # completion: the time to first token of both then covers the same work.
+            rendered = local.render(MESSAGES, reserve=n)
+            return (event.token_id for event in local.generate(rendered, params))
 
         def workstation_client() -> Iterator[int]:
             return (event.token_id for event in server.generate(prompt, params))
