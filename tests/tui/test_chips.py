@@ -55,3 +55,35 @@ async def test_each_chip_takes_its_colour_from_its_probability_at_every_edge():
         assert [chip.kind for chip in chips.chips] == [f"prob-{k}" for k in expected]
     legend = [f"≥{round(edge * 100)}%" for edge, _ in EDGES]
     assert list(PROB_LEGEND) == [*legend, "<5%"]
+
+
+async def test_a_growing_stream_scrolls_on_without_laying_the_screen_out(monkeypatch):
+    """A line more of chips changes only the view's scroll range: the screen is not laid out again (a reflow
+    and repaint of every pane, the UI's dearest work while a reply streams), yet the scrollbar and the
+    follow reach the new last line."""
+    app = OneView()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(ChipView)
+        view.set_chips([Chip(f"w{i % 10}", "prob-1") for i in range(300)])  # past the height: a scrollbar
+        await pilot.pause()
+        layouts = []
+        screen = app.screen
+        refresh_layout = screen._refresh_layout
+
+        def counted(size=None, scroll=False):
+            if not scroll:  # a scroll's own refresh lays out only what it exposes
+                layouts.append(size)
+            return refresh_layout(size, scroll)
+
+        monkeypatch.setattr(screen, "_refresh_layout", counted)
+        lines = view.virtual_size.height
+        for _ in range(3):
+            view.append_chips([Chip(f"n{i}", "prob-2") for i in range(12)])  # a line or more each time
+            await pilot.pause()
+        assert view.virtual_size.height > lines
+        assert layouts == []
+        assert view.vertical_scrollbar.window_virtual_size == view.virtual_size.height
+        assert view.scroll_offset.y == view.max_scroll_y > 0
+        last = view.chip_layout.row_of[-1] - int(view.scroll_offset.y)
+        painted = "".join(segment.text for segment in view.render_lines(view.region.reset_offset)[last])
+        assert "n11" in painted, painted

@@ -99,6 +99,10 @@ class ChipLayout:
 class ChipView(ScrollView, can_focus=True):
     """A wrapped, scrollable row of chips with a cursor."""
 
+    # Chips wrap at the view's width, so there is never anything to scroll to sideways; a horizontal
+    # scrollbar could only flicker in while a vertical one takes its columns, laying the screen out twice.
+    DEFAULT_CSS = "ChipView { overflow-x: hidden; }"
+
     BINDINGS = [
         Binding("left", "move(-1)", "Prev token", show=False),
         Binding("right", "move(1)", "Next token", show=False),
@@ -175,7 +179,19 @@ class ChipView(ScrollView, can_focus=True):
     def _update_virtual_size(self) -> None:
         rows = self.chip_layout.rows
         lines = len(rows) - (0 if rows[-1] else 1)
-        self.virtual_size = Size(self.chip_layout.width, max(1, lines))
+        size = Size(self.chip_layout.width, max(1, lines))
+        if size == self.virtual_size:
+            return
+        if not self.is_mounted or self.styles.height is None or self.styles.height.is_auto:
+            self.virtual_size = size  # this view's own height follows it: the screen lays out again
+            return
+        # Only the scroll range changed. Textual's virtual_size asks for a layout, which reflows and repaints
+        # the whole screen (about 30 ms here) for every line a streaming reply adds: most of the UI's CPU
+        # while a reply streams, taken from the decode loop on a small machine. The scrollbars' range is all
+        # that depends on it (a scrollbar that appears or goes still lays the screen out).
+        self.set_reactive(ChipView.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def on_resize(self, event: events.Resize) -> None:
         if self.wrap_width() != self.chip_layout.width:
