@@ -94,3 +94,55 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
             await wait_for(pilot, lambda key=key: shown(app, 0 if key == "home" else 399), timeout=10)
             await pilot.pause(0.3)
         assert rendered and len(rendered) == len(set(rendered))
+
+
+def markdown_conversation(messages: int) -> Conversation:
+    """Replies whose Markdown (a list, a code block) takes more lines than their text has: estimates of
+    their heights are wrong until their lines are rendered."""
+    conversation = Conversation(id=f"markdown-{messages}", title="markdown")
+    for i in range(messages):
+        if i % 2 == 0:
+            conversation.turns.append(Turn("user", [Version(f"question {i}: " + "why " * (i % 50))]))
+        else:
+            text = f"Answer **{i}**.\n\n- one\n- two\n\n```python\nprint({i})\n```\n" + "More words. " * (i % 30)
+            conversation.turns.append(Turn("assistant", [Version(text)]))
+    return conversation
+
+
+async def test_building_the_page_above_moves_nothing_on_screen(private_dirs, monkeypatch):
+    # After a page key, the pane mounts the page above the viewport; their heights become known then (they
+    # were estimates), and what the viewport shows must stay where it was (scroll anchoring), each message
+    # mounted at the height it is laid out at.
+    snapshots: list[tuple[dict[int, int], dict[int, int]]] = []
+    prefetch = ConversationView._prefetch
+
+    def on_screen(pane: ConversationView) -> dict[int, int]:
+        return {
+            view.index: view.region.y
+            for view in pane.query(MessageView)
+            if view.region.height and pane.region.contains_region(view.region)
+        }
+
+    def watched(pane: ConversationView) -> None:
+        before = on_screen(pane)
+        prefetch(pane)
+        pane.call_after_refresh(lambda: snapshots.append((before, on_screen(pane))))
+
+    monkeypatch.setattr(ConversationView, "_prefetch", watched)
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=markdown_conversation(600))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+        pane = app.query_one(ConversationView)
+        pane.focus()
+        await pilot.pause(0.3)
+        for _ in range(8):
+            await pilot.press("pageup")
+            await pilot.pause(0.3)
+        compared = [(before, after) for before, after in snapshots if before.keys() & after.keys()]
+        assert len(compared) >= 8
+        for before, after in compared:
+            assert {i: after[i] for i in before if i in after} == {i: before[i] for i in after if i in before}
+        for view in pane.query(MessageView):
+            position = pane._items.index(view.index)
+            assert pane._heights[position] == view.outer_size.height + 1

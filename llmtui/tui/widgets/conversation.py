@@ -22,7 +22,7 @@ from textual.widgets import Static, TextArea
 
 from llmtui.core.conversation import Conversation, Turn
 from llmtui.core.text import escape_controls
-from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView
+from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView, draw_turn
 
 
 class _Spacer(Widget):
@@ -71,6 +71,12 @@ class ConversationView(VerticalScroll):
         self._prefetch_pending = False
         self._width = 0
         self._lines = LineCache()
+        # Lines added above the first item, so that an item above the viewport whose height becomes
+        # known moves nothing on screen (scroll anchoring): see _set_heights and _resolve_slack.
+        self._slack = 0
+        # A message's gutter (border and padding) across and down: what its text's width and its
+        # height add; read from a mounted one (the stylesheet's), this until then.
+        self._gutter = (3, 0)
 
     def compose(self) -> ComposeResult:
         yield SystemPromptView(id="system")
@@ -88,6 +94,7 @@ class ConversationView(VerticalScroll):
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
         self._views, self._spacers, self._pinned = {}, [], None
         self._items, self._heights, self._measured = [], [], []
+        self._slack = 0
         self._rebuild_items()
         await self.remove_children(old)
         await self._show_end()
@@ -163,15 +170,71 @@ class ConversationView(VerticalScroll):
 
     def _measure(self) -> None:
         """Take the laid-out height of every mounted item."""
+        heights: dict[int, int] = {}
         for position, widget in self._views.items():
             height = widget.outer_size.height
             if height and widget.is_mounted:
-                self._heights[position] = height + 1  # the margin below it
-                self._measured[position] = True
+                heights[position] = height + 1  # the margin below it
+                if isinstance(widget, MessageView) and widget.written:
+                    gutter = widget.styles.gutter
+                    self._gutter = (gutter.width, gutter.height)
+        self._set_heights(heights)
+
+    def _know(self, positions: set[int]) -> bool:
+        """Find the exact height of each written message among ``positions`` whose height is still an
+        estimate, from its lines (rendered here, once, into the line cache its view will draw from), so
+        that mounting it moves nothing; whether any height changed. A reply being written and notes are
+        measured once laid out instead."""
+        width, down = self._width - self._gutter[0], self._gutter[1]
+        heights: dict[int, int] = {}
+        for position in positions:
+            item = self._items[position]
+            if self._measured[position] or isinstance(item, _Note):
+                continue
+            view = self._views.get(position)
+            if isinstance(view, MessageView) and not view.written:
+                continue
+            heights[position] = len(draw_turn(self.app, self._turns[item], width, self._lines)) + down + 1
+        return self._set_heights(heights)
+
+    def _set_heights(self, heights: dict[int, int]) -> bool:
+        """Set items' heights (now known, not estimated). One above the viewport changes the slack by as
+        much the other way, so that what the viewport shows stays where it is; whether any changed."""
+        if not heights:
+            return False
+        starts = self._starts()
+        anchor = bisect_right(starts, self.scroll_y) - 1  # the item at the viewport's top line
+        changed = False
+        for position, height in heights.items():
+            delta = height - self._heights[position]
+            if delta and position < anchor:
+                self._slack -= delta
+            changed = changed or bool(delta)
+            self._heights[position] = height
+            self._measured[position] = True
+        return changed
+
+    def _resolve_slack(self, *, keep_view: bool = True) -> None:
+        """Give the slack back: every item moves to where its height puts it, and (``keep_view``) the
+        scroll position by as much, so that the viewport still shows the same lines. Needed at the top
+        of the conversation, where the first item must start at the first line."""
+        if not self._slack:
+            return
+        shift, self._slack = self._slack, 0
+        if keep_view:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=max(0, self.scroll_y - shift), animate=False, immediate=True)
+            finally:
+                self._adjusting = False
 
     def _top(self) -> int:
         """Where the first item starts: below the system prompt and its margin."""
         return self.query_one(SystemPromptView).outer_size.height + 1
+
+    def _starts(self) -> list[int]:
+        """The line each item starts at, and (last) the line after them all."""
+        return list(accumulate(self._heights, initial=self._top() + self._slack))
 
     # -- the window -------------------------------------------------------------------------------------
 
@@ -181,7 +244,7 @@ class ConversationView(VerticalScroll):
         the mounted items still within reach of their range."""
         if not self._items:
             return set(), set()
-        starts = list(accumulate(self._heights, initial=self._top()))
+        starts = self._starts()
         height = self.scrollable_content_region.height or self.size.height or 24
         total = starts[-1]
         top = max(0, total - height) if self._follow else int(self.scroll_y)
@@ -208,6 +271,9 @@ class ConversationView(VerticalScroll):
     def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
         """Mount exactly the items in ``wanted``, with a spacer for each run of the others between them;
         the mounts, to await where the caller needs the new views composed."""
+        first = min(wanted, default=0)
+        if first == 0 or self._slack + sum(self._heights[:first]) < 0:
+            self._resolve_slack()
         gone = [w for p, w in self._views.items() if p not in wanted]
         for position in [p for p in self._views if p not in wanted]:
             del self._views[position]
@@ -217,7 +283,7 @@ class ConversationView(VerticalScroll):
         previous: Widget = self.query_one(SystemPromptView)
         run: list[Widget] = []
         mounts: list[AwaitMount] = []
-        gap = 0
+        gap = self._slack
 
         def flush() -> None:
             nonlocal previous, run
@@ -256,6 +322,8 @@ class ConversationView(VerticalScroll):
         """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
         are still within reach; _prefetch mounts the page either side after that."""
         shown, wanted = self._window()
+        if self._know(shown):
+            shown, wanted = self._window()
         return self._reconcile(shown | (wanted & set(self._views)))
 
     def _build(self, item: int | _Note) -> Widget:
@@ -301,6 +369,8 @@ class ConversationView(VerticalScroll):
         if wanted == mounted:
             return
         if not shown <= mounted:
+            if self._know(shown - mounted):
+                shown, wanted = self._window()
             self._reconcile(shown | (wanted & mounted))
             self.call_after_refresh(self._settle)
         elif not self._prefetch_pending:
@@ -315,6 +385,8 @@ class ConversationView(VerticalScroll):
         if not self.is_attached or not self._items:
             return
         _, wanted = self._window()
+        if self._know(wanted):
+            _, wanted = self._window()
         if wanted != set(self._views):
             self._reconcile(wanted)
             self.call_after_refresh(self._settle)
@@ -335,6 +407,7 @@ class ConversationView(VerticalScroll):
     # on the way.
     def action_scroll_home(self) -> None:
         self._follow = False
+        self._resolve_slack(keep_view=False)
         self.scroll_home(animate=False, immediate=True)
 
     def action_scroll_end(self) -> None:
@@ -350,6 +423,7 @@ class ConversationView(VerticalScroll):
         width = self._content_width()
         if width != self._width and self._items:
             self._measured = [False] * len(self._items)
+            self._slack = 0  # every height is an estimate again: nothing to anchor to
             self._rebuild_items()
         self._schedule_update()
 
