@@ -146,3 +146,41 @@ async def test_building_the_page_above_moves_nothing_on_screen(private_dirs, mon
         for view in pane.query(MessageView):
             position = pane._items.index(view.index)
             assert pane._heights[position] == view.outer_size.height + 1
+
+
+async def test_paging_gives_views_leaving_the_window_the_turns_entering_it(private_dirs, monkeypatch):
+    # A page key builds no widgets once the window is full: the views of messages leaving it show the
+    # ones entering it (mounting and removing a widget costs Textual a round of messages each). Each view
+    # shows its own turn, in order, and the focused one keeps its message wherever the window goes.
+    built: list[int] = []
+    init = MessageView.__init__
+
+    def counted(self, index, turn, lines=None):
+        built.append(index)
+        init(self, index, turn, lines)
+
+    monkeypatch.setattr(MessageView, "__init__", counted)
+    conversation = markdown_conversation(600)
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+        pane = app.query_one(ConversationView)
+        pane.focus()
+        for _ in range(3):
+            await pilot.press("pageup")
+            await pilot.pause(0.3)
+        focused = next(v for v in pane.query(MessageView) if shown(app, v.index))
+        focused.focus()
+        await pilot.pause(0.1)
+        built.clear()
+        for key in ["pageup"] * 8 + ["pagedown"] * 8:
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            views = list(pane.query(MessageView))
+            assert [v.index for v in views] == sorted(v.index for v in views)
+            for view in views:
+                assert view.turn is conversation.turns[view.index]
+                assert view.has_class(view.turn.role) and not view.has_class(*{"user", "assistant"} - {view.turn.role})
+        assert len(built) <= 8, built  # a window holding more messages than before needs more views
+        assert app.focused is focused and focused.turn is conversation.turns[focused.index]

@@ -169,16 +169,21 @@ class ConversationView(VerticalScroll):
         return 1 + _wrapped(turn.content, width - 3) + footer + 1
 
     def _measure(self) -> None:
-        """Take the laid-out height of every mounted item."""
+        """Take the laid-out height of every mounted item whose lines the pane does not know: notes and
+        a reply being written. A written message's height is known from its lines (see _know): a view
+        just given another turn is still laid out at the old one's until the next layout."""
         heights: dict[int, int] = {}
         for position, widget in self._views.items():
+            if isinstance(widget, MessageView) and widget.written:
+                if widget.is_mounted and widget.outer_size.height:
+                    gutter = widget.styles.gutter
+                    self._gutter = (gutter.width, gutter.height)
+                continue
             height = widget.outer_size.height
             if height and widget.is_mounted:
                 heights[position] = height + 1  # the margin below it
-                if isinstance(widget, MessageView) and widget.written:
-                    gutter = widget.styles.gutter
-                    self._gutter = (gutter.width, gutter.height)
         self._set_heights(heights)
+        self._know(set(self._views))
 
     def _know(self, positions: set[int]) -> bool:
         """Find the exact height of each written message among ``positions`` whose height is still an
@@ -269,54 +274,90 @@ class ConversationView(VerticalScroll):
         return within(0), within(height)
 
     def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
-        """Mount exactly the items in ``wanted``, with a spacer for each run of the others between them;
-        the mounts, to await where the caller needs the new views composed."""
+        """Show exactly the items in ``wanted``, with a spacer for each run of the others between them;
+        the mounts of the widgets built for it, to await where the caller needs the new views composed.
+
+        Widgets are reused, not rebuilt: a written message leaving the window is given one entering it,
+        spacers are resized, and each is moved into place. Mounting a widget costs Textual a round of
+        messages (compose, mount, resize, show) and removing one another (prune), and a key pressed
+        meanwhile waits behind them; moving one and giving it other lines costs a layout, which a scroll
+        pays anyway.
+        """
         first = min(wanted, default=0)
         if first == 0 or self._slack + sum(self._heights[:first]) < 0:
             self._resolve_slack()
-        gone = [w for p, w in self._views.items() if p not in wanted]
-        for position in [p for p in self._views if p not in wanted]:
-            del self._views[position]
-        if gone or self._spacers:
-            self.remove_children([*gone, *self._spacers])
-        self._spacers = []
-        previous: Widget = self.query_one(SystemPromptView)
-        run: list[Widget] = []
-        mounts: list[AwaitMount] = []
+        focused = self.app.focused
+        leaving = [self._views.pop(p) for p in [p for p in self._views if p not in wanted]]
+        spare: dict[str, list[MessageView]] = {"user": [], "assistant": []}
+        removed: list[Widget] = []
+        for widget in leaving:
+            if isinstance(widget, MessageView) and widget.written and widget is not focused:
+                spare.setdefault(widget.turn.role, []).append(widget)
+            else:
+                removed.append(widget)
+        spacers, self._spacers = self._spacers, []
+        built: set[Widget] = set()
+        order: list[Widget] = []
+
+        def spacer(height: int) -> _Spacer:
+            widget = spacers.pop(0) if spacers else _Spacer()
+            if not widget.is_attached:
+                built.add(widget)
+            if widget.styles.height is None or widget.styles.height.value != height:
+                widget.styles.height = height
+            self._spacers.append(widget)
+            return widget
+
         gap = self._slack
-
-        def flush() -> None:
-            nonlocal previous, run
-            if run:
-                mounts.append(self.mount_all(run, after=previous))
-                previous = run[-1]
-                run = []
-
         for position in range(len(self._items)):
             if position not in wanted:
                 gap += self._heights[position]
                 continue
             if gap:
-                spacer = _Spacer()
-                spacer.styles.height = gap
-                self._spacers.append(spacer)
-                run.append(spacer)
+                order.append(spacer(gap))
                 gap = 0
             widget = self._views.get(position)
             if widget is None:
-                widget = self._build(self._items[position])
+                item = self._items[position]
+                if isinstance(item, int) and (reused := self._spare(spare, self._turns[item].role)) is not None:
+                    reused.show_turn(item, self._turns[item])
+                    widget = reused
+                else:
+                    widget = self._build(item)
+                    built.add(widget)
                 self._views[position] = widget
-                run.append(widget)
-            else:
-                flush()
-                previous = widget
+            order.append(widget)
         if gap:
-            spacer = _Spacer()
-            spacer.styles.height = gap
-            self._spacers.append(spacer)
-            run.append(spacer)
-        flush()
+            order.append(spacer(gap))
+        removed += [w for views in spare.values() for w in views] + spacers
+        if removed:
+            self.remove_children(removed)
+        # Into the DOM in that order: new ones mounted, the others moved where they are not in place.
+        previous: Widget = self.query_one(SystemPromptView)
+        mounts: list[AwaitMount] = []
+        run: list[Widget] = []
+        for widget in order:
+            if widget in built:
+                run.append(widget)
+                continue
+            if run:
+                mounts.append(self.mount_all(run, after=previous))
+                previous, run = run[-1], []
+            nodes = self._nodes
+            if nodes.index(widget) != nodes.index(previous) + 1:
+                self.move_child(widget, after=previous)
+            previous = widget
+        if run:
+            mounts.append(self.mount_all(run, after=previous))
         return mounts
+
+    @staticmethod
+    def _spare(spare: dict[str, list[MessageView]], role: str) -> MessageView | None:
+        """A view leaving the window to show a turn of ``role`` (one of that role first: no restyling)."""
+        for views in (spare.get(role, []), *spare.values()):
+            if views:
+                return views.pop()
+        return None
 
     def _mount_shown(self) -> list[AwaitMount]:
         """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
@@ -428,8 +469,11 @@ class ConversationView(VerticalScroll):
         self._schedule_update()
 
     def on_message_view_resized(self, event: MessageView.Resized) -> None:
-        """A mounted message changed height (its text drawn, a reply grown): measure it again."""
+        """A mounted message changed height (its text drawn, a reply grown or ended): measure it again."""
         event.stop()
+        position = next((p for p, w in self._views.items() if w is event.view), None)
+        if position is not None and event.view.written:
+            self._measured[position] = False  # its lines are counted again (a reply that ended has new ones)
         self.call_after_refresh(self._settle)
 
 

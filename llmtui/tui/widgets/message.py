@@ -58,6 +58,10 @@ class MessageView(Widget, can_focus=True):
     class Resized(Message):
         """Its height may have changed (its text was drawn, a reply grew): the pane measures it again."""
 
+        def __init__(self, view: MessageView) -> None:
+            super().__init__()
+            self.view = view
+
     class Action(Message):
         """The user asked for something on a message (copy, edit, version, ...)."""
 
@@ -86,6 +90,17 @@ class MessageView(Widget, can_focus=True):
     def footer(self) -> Text:
         """How it ended: stopped, interrupted, an error, and its figures."""
         return turn_footer(self.turn)
+
+    def show_turn(self, index: int, turn: Turn) -> None:
+        """Show another written turn: the pane gives a view leaving its window the turn entering it
+        rather than build a new one."""
+        if turn.role != self.turn.role:
+            self.remove_class(self.turn.role)
+            self.add_class(turn.role)
+        self.index = index
+        self.turn = turn
+        self._drawn = None
+        self.refresh(layout=True)
 
     def refresh_turn(self) -> None:
         """Redraw after the turn changed (finished, switched version): its text is written now."""
@@ -127,7 +142,7 @@ class MessageView(Widget, can_focus=True):
         self.focus()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.post_message(self.Resized())
+        self.post_message(self.Resized(self))
 
 
 class SystemPromptView(Static, can_focus=True):
