@@ -8,7 +8,11 @@ that arrives meanwhile waits for it (most of the conversation pane's worst keypr
 
 QuietCollector leaves the young generations to Python (they are cheap: only new objects) and runs the full
 collection itself: once no key or mouse event has come for ``quiet_s``, or after ``longest_s`` whatever
-happens, so that cyclic garbage cannot pile up while someone holds a key down.
+happens, so that cyclic garbage cannot pile up while someone holds a key down. Never more often than
+``SPACING`` times its last collection's length, though: a reply streams without keys being pressed, and
+the UI should not spend more than a twentieth of its time collecting (Python's own rule, a full collection
+only once the objects that survived the younger ones are a quarter as many as the rest, keeps that cost
+in proportion too).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Callable
 NEVER = 2**31 - 1
 # Full collections Python would have run by now: its own default threshold for the oldest generation.
 DUE = 10
+# At least this many times the last full collection's length between two.
+SPACING = 20
 
 
 class QuietCollector:
@@ -34,6 +40,7 @@ class QuietCollector:
         self._clock = clock
         self._last_input = self._last_full = clock()
         self._saved: tuple[int, int, int] | None = None
+        self._took = 0.0  # the last full collection's length
         self.collections = 0  # full collections run here
 
     def start(self) -> None:
@@ -58,11 +65,13 @@ class QuietCollector:
         whether one ran."""
         now = self._clock()
         pending = gc.get_count()[2]  # younger collections since the last full one
-        overdue = now - self._last_full >= self.longest_s
-        quiet = now - self._last_input >= self.quiet_s
+        since = now - self._last_full
+        overdue = since >= self.longest_s
+        quiet = now - self._last_input >= self.quiet_s and since >= SPACING * self._took
         if not pending or not (overdue or (quiet and pending >= DUE)):
             return False
         gc.collect()
         self._last_full = self._clock()
+        self._took = self._last_full - now
         self.collections += 1
         return True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import itertools
 
 import pytest
 
+from llmtui.tui import collector as collector_module
 from llmtui.tui.collector import DUE, NEVER, QuietCollector
 
 
@@ -68,6 +70,27 @@ def test_one_waits_no_longer_than_longest_s(collector):
     clock.now += 1.0
     collector.input()
     assert collector.tick() and collector.collections == 1
+
+
+def test_collections_take_no_more_than_a_twentieth_of_the_time(collector, monkeypatch):
+    # A reply streams with no key pressed: quiet, but a full collection every second would be 200 ms a second.
+    collector, clock = collector
+    collect = gc.collect
+
+    def slow(*args):
+        if not args:  # a full collection (the younger ones below are the test's own)
+            clock.now += 0.2
+        return collect(*args)
+
+    monkeypatch.setattr(collector_module.gc, "collect", slow)
+    ran = []
+    for _ in range(200):  # 20 s, a tick every 0.1 s
+        clock.now += 0.1
+        younger_collections(DUE)
+        if collector.tick():
+            ran.append(clock.now)
+    assert len(ran) >= 2
+    assert all(b - a >= 4.0 - 1e-9 for a, b in itertools.pairwise(ran))  # 20 times 0.2 s
 
 
 async def test_the_app_takes_full_collections_over_while_it_runs(make_app):
