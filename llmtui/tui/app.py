@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.segment import Segment
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.color import Color
@@ -27,6 +28,7 @@ from llmtui.core.sampling import SamplingParams
 from llmtui.core.text import escape_controls, has_controls, strip_controls
 from llmtui.store.conversations import ConversationStore
 from llmtui.store.settings import Settings, save_settings
+from llmtui.tui.collector import QuietCollector
 from llmtui.tui.commands import system_commands
 from llmtui.tui.themes import DEFAULT_VARIABLES, load_themes
 from llmtui.tui.widgets.status import StatusBar
@@ -100,6 +102,7 @@ class LlmtuiApp(App[int]):
         # and its default kept.
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
+        self.collector = QuietCollector()
 
     def get_default_screen(self) -> Screen:
         self.workstation = Workstation(
@@ -129,12 +132,24 @@ class LlmtuiApp(App[int]):
         return [*super().get_line_filters(), NO_CONTROLS]
 
     def on_mount(self) -> None:
+        # Full garbage collections wait for a quiet moment (see collector.py): one took up to 300 ms here,
+        # which a key pressed meanwhile waited for.
+        self.collector.start()
+        self.set_interval(0.25, self.collector.tick)
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.quit_saving)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseEvent)):
+            self.collector.input()
+        await super().on_event(event)
 
     @property
     def store(self) -> ConversationStore:

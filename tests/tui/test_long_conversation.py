@@ -94,3 +94,93 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
             await wait_for(pilot, lambda key=key: shown(app, 0 if key == "home" else 399), timeout=10)
             await pilot.pause(0.3)
         assert rendered and len(rendered) == len(set(rendered))
+
+
+def markdown_conversation(messages: int) -> Conversation:
+    """Replies whose Markdown (a list, a code block) takes more lines than their text has: estimates of
+    their heights are wrong until their lines are rendered."""
+    conversation = Conversation(id=f"markdown-{messages}", title="markdown")
+    for i in range(messages):
+        if i % 2 == 0:
+            conversation.turns.append(Turn("user", [Version(f"question {i}: " + "why " * (i % 50))]))
+        else:
+            text = f"Answer **{i}**.\n\n- one\n- two\n\n```python\nprint({i})\n```\n" + "More words. " * (i % 30)
+            conversation.turns.append(Turn("assistant", [Version(text)]))
+    return conversation
+
+
+async def test_building_the_page_above_moves_nothing_on_screen(private_dirs, monkeypatch):
+    # After a page key, the pane mounts the page above the viewport; their heights become known then (they
+    # were estimates), and what the viewport shows must stay where it was (scroll anchoring), each message
+    # mounted at the height it is laid out at.
+    snapshots: list[tuple[dict[int, int], dict[int, int]]] = []
+    prefetch = ConversationView._prefetch
+
+    def on_screen(pane: ConversationView) -> dict[int, int]:
+        return {
+            view.index: view.region.y
+            for view in pane.query(MessageView)
+            if view.region.height and pane.region.contains_region(view.region)
+        }
+
+    def watched(pane: ConversationView) -> None:
+        before = on_screen(pane)
+        prefetch(pane)
+        pane.call_after_refresh(lambda: snapshots.append((before, on_screen(pane))))
+
+    monkeypatch.setattr(ConversationView, "_prefetch", watched)
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=markdown_conversation(600))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+        pane = app.query_one(ConversationView)
+        pane.focus()
+        await pilot.pause(0.3)
+        for _ in range(8):
+            await pilot.press("pageup")
+            await pilot.pause(0.3)
+        compared = [(before, after) for before, after in snapshots if before.keys() & after.keys()]
+        assert len(compared) >= 8
+        for before, after in compared:
+            assert {i: after[i] for i in before if i in after} == {i: before[i] for i in after if i in before}
+        for view in pane.query(MessageView):
+            position = pane._items.index(view.index)
+            assert pane._heights[position] == view.outer_size.height + 1
+
+
+async def test_paging_gives_views_leaving_the_window_the_turns_entering_it(private_dirs, monkeypatch):
+    # A page key builds no widgets once the window is full: the views of messages leaving it show the
+    # ones entering it (mounting and removing a widget costs Textual a round of messages each). Each view
+    # shows its own turn, in order, and the focused one keeps its message wherever the window goes.
+    built: list[int] = []
+    init = MessageView.__init__
+
+    def counted(self, index, turn, lines=None):
+        built.append(index)
+        init(self, index, turn, lines)
+
+    monkeypatch.setattr(MessageView, "__init__", counted)
+    conversation = markdown_conversation(600)
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+        pane = app.query_one(ConversationView)
+        pane.focus()
+        for _ in range(3):
+            await pilot.press("pageup")
+            await pilot.pause(0.3)
+        focused = next(v for v in pane.query(MessageView) if shown(app, v.index))
+        focused.focus()
+        await pilot.pause(0.1)
+        built.clear()
+        for key in ["pageup"] * 8 + ["pagedown"] * 8:
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            views = list(pane.query(MessageView))
+            assert [v.index for v in views] == sorted(v.index for v in views)
+            for view in views:
+                assert view.turn is conversation.turns[view.index]
+                assert view.has_class(view.turn.role) and not view.has_class(*{"user", "assistant"} - {view.turn.role})
+        assert len(built) <= 8, built  # a window holding more messages than before needs more views
+        assert app.focused is focused and focused.turn is conversation.turns[focused.index]

@@ -22,7 +22,7 @@ from textual.widgets import Static, TextArea
 
 from llmtui.core.conversation import Conversation, Turn
 from llmtui.core.text import escape_controls
-from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView
+from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView, draw_turn
 
 
 class _Spacer(Widget):
@@ -71,6 +71,12 @@ class ConversationView(VerticalScroll):
         self._prefetch_pending = False
         self._width = 0
         self._lines = LineCache()
+        # Lines added above the first item, so that an item above the viewport whose height becomes
+        # known moves nothing on screen (scroll anchoring): see _set_heights and _resolve_slack.
+        self._slack = 0
+        # A message's gutter (border and padding) across and down: what its text's width and its
+        # height add; read from a mounted one (the stylesheet's), this until then.
+        self._gutter = (3, 0)
 
     def compose(self) -> ComposeResult:
         yield SystemPromptView(id="system")
@@ -88,6 +94,7 @@ class ConversationView(VerticalScroll):
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
         self._views, self._spacers, self._pinned = {}, [], None
         self._items, self._heights, self._measured = [], [], []
+        self._slack = 0
         self._rebuild_items()
         await self.remove_children(old)
         await self._show_end()
@@ -162,16 +169,77 @@ class ConversationView(VerticalScroll):
         return 1 + _wrapped(turn.content, width - 3) + footer + 1
 
     def _measure(self) -> None:
-        """Take the laid-out height of every mounted item."""
+        """Take the laid-out height of every mounted item whose lines the pane does not know: notes and
+        a reply being written. A written message's height is known from its lines (see _know): a view
+        just given another turn is still laid out at the old one's until the next layout."""
+        heights: dict[int, int] = {}
         for position, widget in self._views.items():
+            if isinstance(widget, MessageView) and widget.written:
+                if widget.is_mounted and widget.outer_size.height:
+                    gutter = widget.styles.gutter
+                    self._gutter = (gutter.width, gutter.height)
+                continue
             height = widget.outer_size.height
             if height and widget.is_mounted:
-                self._heights[position] = height + 1  # the margin below it
-                self._measured[position] = True
+                heights[position] = height + 1  # the margin below it
+        self._set_heights(heights)
+        self._know(set(self._views))
+
+    def _know(self, positions: set[int]) -> bool:
+        """Find the exact height of each written message among ``positions`` whose height is still an
+        estimate, from its lines (rendered here, once, into the line cache its view will draw from), so
+        that mounting it moves nothing; whether any height changed. A reply being written and notes are
+        measured once laid out instead."""
+        width, down = self._width - self._gutter[0], self._gutter[1]
+        heights: dict[int, int] = {}
+        for position in positions:
+            item = self._items[position]
+            if self._measured[position] or isinstance(item, _Note):
+                continue
+            view = self._views.get(position)
+            if isinstance(view, MessageView) and not view.written:
+                continue
+            heights[position] = len(draw_turn(self.app, self._turns[item], width, self._lines)) + down + 1
+        return self._set_heights(heights)
+
+    def _set_heights(self, heights: dict[int, int]) -> bool:
+        """Set items' heights (now known, not estimated). One above the viewport changes the slack by as
+        much the other way, so that what the viewport shows stays where it is; whether any changed."""
+        if not heights:
+            return False
+        starts = self._starts()
+        anchor = bisect_right(starts, self.scroll_y) - 1  # the item at the viewport's top line
+        changed = False
+        for position, height in heights.items():
+            delta = height - self._heights[position]
+            if delta and position < anchor:
+                self._slack -= delta
+            changed = changed or bool(delta)
+            self._heights[position] = height
+            self._measured[position] = True
+        return changed
+
+    def _resolve_slack(self, *, keep_view: bool = True) -> None:
+        """Give the slack back: every item moves to where its height puts it, and (``keep_view``) the
+        scroll position by as much, so that the viewport still shows the same lines. Needed at the top
+        of the conversation, where the first item must start at the first line."""
+        if not self._slack:
+            return
+        shift, self._slack = self._slack, 0
+        if keep_view:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=max(0, self.scroll_y - shift), animate=False, immediate=True)
+            finally:
+                self._adjusting = False
 
     def _top(self) -> int:
         """Where the first item starts: below the system prompt and its margin."""
         return self.query_one(SystemPromptView).outer_size.height + 1
+
+    def _starts(self) -> list[int]:
+        """The line each item starts at, and (last) the line after them all."""
+        return list(accumulate(self._heights, initial=self._top() + self._slack))
 
     # -- the window -------------------------------------------------------------------------------------
 
@@ -181,7 +249,7 @@ class ConversationView(VerticalScroll):
         the mounted items still within reach of their range."""
         if not self._items:
             return set(), set()
-        starts = list(accumulate(self._heights, initial=self._top()))
+        starts = self._starts()
         height = self.scrollable_content_region.height or self.size.height or 24
         total = starts[-1]
         top = max(0, total - height) if self._follow else int(self.scroll_y)
@@ -206,56 +274,97 @@ class ConversationView(VerticalScroll):
         return within(0), within(height)
 
     def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
-        """Mount exactly the items in ``wanted``, with a spacer for each run of the others between them;
-        the mounts, to await where the caller needs the new views composed."""
-        gone = [w for p, w in self._views.items() if p not in wanted]
-        for position in [p for p in self._views if p not in wanted]:
-            del self._views[position]
-        if gone or self._spacers:
-            self.remove_children([*gone, *self._spacers])
-        self._spacers = []
-        previous: Widget = self.query_one(SystemPromptView)
-        run: list[Widget] = []
-        mounts: list[AwaitMount] = []
-        gap = 0
+        """Show exactly the items in ``wanted``, with a spacer for each run of the others between them;
+        the mounts of the widgets built for it, to await where the caller needs the new views composed.
 
-        def flush() -> None:
-            nonlocal previous, run
-            if run:
-                mounts.append(self.mount_all(run, after=previous))
-                previous = run[-1]
-                run = []
+        Widgets are reused, not rebuilt: a written message leaving the window is given one entering it,
+        spacers are resized, and each is moved into place. Mounting a widget costs Textual a round of
+        messages (compose, mount, resize, show) and removing one another (prune), and a key pressed
+        meanwhile waits behind them; moving one and giving it other lines costs a layout, which a scroll
+        pays anyway.
+        """
+        first = min(wanted, default=0)
+        if first == 0 or self._slack + sum(self._heights[:first]) < 0:
+            self._resolve_slack()
+        focused = self.app.focused
+        leaving = [self._views.pop(p) for p in [p for p in self._views if p not in wanted]]
+        spare: dict[str, list[MessageView]] = {"user": [], "assistant": []}
+        removed: list[Widget] = []
+        for widget in leaving:
+            if isinstance(widget, MessageView) and widget.written and widget is not focused:
+                spare.setdefault(widget.turn.role, []).append(widget)
+            else:
+                removed.append(widget)
+        spacers, self._spacers = self._spacers, []
+        built: set[Widget] = set()
+        order: list[Widget] = []
 
+        def spacer(height: int) -> _Spacer:
+            widget = spacers.pop(0) if spacers else _Spacer()
+            if not widget.is_attached:
+                built.add(widget)
+            if widget.styles.height is None or widget.styles.height.value != height:
+                widget.styles.height = height
+            self._spacers.append(widget)
+            return widget
+
+        gap = self._slack
         for position in range(len(self._items)):
             if position not in wanted:
                 gap += self._heights[position]
                 continue
             if gap:
-                spacer = _Spacer()
-                spacer.styles.height = gap
-                self._spacers.append(spacer)
-                run.append(spacer)
+                order.append(spacer(gap))
                 gap = 0
             widget = self._views.get(position)
             if widget is None:
-                widget = self._build(self._items[position])
+                item = self._items[position]
+                if isinstance(item, int) and (reused := self._spare(spare, self._turns[item].role)) is not None:
+                    reused.show_turn(item, self._turns[item])
+                    widget = reused
+                else:
+                    widget = self._build(item)
+                    built.add(widget)
                 self._views[position] = widget
-                run.append(widget)
-            else:
-                flush()
-                previous = widget
+            order.append(widget)
         if gap:
-            spacer = _Spacer()
-            spacer.styles.height = gap
-            self._spacers.append(spacer)
-            run.append(spacer)
-        flush()
+            order.append(spacer(gap))
+        removed += [w for views in spare.values() for w in views] + spacers
+        if removed:
+            self.remove_children(removed)
+        # Into the DOM in that order: new ones mounted, the others moved where they are not in place.
+        previous: Widget = self.query_one(SystemPromptView)
+        mounts: list[AwaitMount] = []
+        run: list[Widget] = []
+        for widget in order:
+            if widget in built:
+                run.append(widget)
+                continue
+            if run:
+                mounts.append(self.mount_all(run, after=previous))
+                previous, run = run[-1], []
+            nodes = self._nodes
+            if nodes.index(widget) != nodes.index(previous) + 1:
+                self.move_child(widget, after=previous)
+            previous = widget
+        if run:
+            mounts.append(self.mount_all(run, after=previous))
         return mounts
+
+    @staticmethod
+    def _spare(spare: dict[str, list[MessageView]], role: str) -> MessageView | None:
+        """A view leaving the window to show a turn of ``role`` (one of that role first: no restyling)."""
+        for views in (spare.get(role, []), *spare.values()):
+            if views:
+                return views.pop()
+        return None
 
     def _mount_shown(self) -> list[AwaitMount]:
         """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
         are still within reach; _prefetch mounts the page either side after that."""
         shown, wanted = self._window()
+        if self._know(shown):
+            shown, wanted = self._window()
         return self._reconcile(shown | (wanted & set(self._views)))
 
     def _build(self, item: int | _Note) -> Widget:
@@ -301,6 +410,8 @@ class ConversationView(VerticalScroll):
         if wanted == mounted:
             return
         if not shown <= mounted:
+            if self._know(shown - mounted):
+                shown, wanted = self._window()
             self._reconcile(shown | (wanted & mounted))
             self.call_after_refresh(self._settle)
         elif not self._prefetch_pending:
@@ -315,6 +426,8 @@ class ConversationView(VerticalScroll):
         if not self.is_attached or not self._items:
             return
         _, wanted = self._window()
+        if self._know(wanted):
+            _, wanted = self._window()
         if wanted != set(self._views):
             self._reconcile(wanted)
             self.call_after_refresh(self._settle)
@@ -335,6 +448,7 @@ class ConversationView(VerticalScroll):
     # on the way.
     def action_scroll_home(self) -> None:
         self._follow = False
+        self._resolve_slack(keep_view=False)
         self.scroll_home(animate=False, immediate=True)
 
     def action_scroll_end(self) -> None:
@@ -350,12 +464,16 @@ class ConversationView(VerticalScroll):
         width = self._content_width()
         if width != self._width and self._items:
             self._measured = [False] * len(self._items)
+            self._slack = 0  # every height is an estimate again: nothing to anchor to
             self._rebuild_items()
         self._schedule_update()
 
     def on_message_view_resized(self, event: MessageView.Resized) -> None:
-        """A mounted message changed height (its text drawn, a reply grown): measure it again."""
+        """A mounted message changed height (its text drawn, a reply grown or ended): measure it again."""
         event.stop()
+        position = next((p for p, w in self._views.items() if w is event.view), None)
+        if position is not None and event.view.written:
+            self._measured[position] = False  # its lines are counted again (a reply that ended has new ones)
         self.call_after_refresh(self._settle)
 
 

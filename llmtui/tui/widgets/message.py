@@ -58,6 +58,10 @@ class MessageView(Widget, can_focus=True):
     class Resized(Message):
         """Its height may have changed (its text was drawn, a reply grew): the pane measures it again."""
 
+        def __init__(self, view: MessageView) -> None:
+            super().__init__()
+            self.view = view
+
     class Action(Message):
         """The user asked for something on a message (copy, edit, version, ...)."""
 
@@ -81,38 +85,22 @@ class MessageView(Widget, can_focus=True):
 
     def header(self) -> Text:
         """Who wrote it, which version, which model, where it branched."""
-        turn = self.turn
-        text = Text("You" if turn.role == "user" else "Assistant", style="bold")
-        if len(turn.versions) > 1:
-            text.append(f"  ‹ version {turn.current + 1}/{len(turn.versions)} ›")
-        version = turn.version
-        if version.model and turn.role == "assistant":
-            text.append(f"  · {escape_controls(version.model)}", style="dim")
-        if version.branched_from:
-            text.append(f"  branched at step {version.branched_from[1]}", style="dim italic")
-        return text
+        return turn_header(self.turn)
 
     def footer(self) -> Text:
         """How it ended: stopped, interrupted, an error, and its figures."""
-        version = self.turn.version
-        text = Text()
-        if version.error:
-            text.append(f"✖ {escape_controls(version.error)}", style="bold red")
-        elif version.partial and version.stats is not None and version.stats.stop_reason == "stopped":
-            text.append("■ stopped", style="bold yellow")
-        elif version.partial and version.stats is None and self.turn.role == "assistant" and version.events:
-            text.append("… interrupted", style="yellow")
-        if version.stats is not None:
-            s = version.stats
-            text.append(
-                f"  {s.new_tokens} tokens · {s.tokens_per_second:.1f} tok/s · ttft {s.ttft_s:.2f}s · {s.stop_reason}",
-                style="dim",
-            )
-            if s.stop_reason == "max_tokens":
-                text.append("  (continue: ctrl+o)", style="dim")
-            if s.dropped_turns:
-                text.append(f"  {s.dropped_turns} oldest turns left out to fit the context", style="dim")
-        return text
+        return turn_footer(self.turn)
+
+    def show_turn(self, index: int, turn: Turn) -> None:
+        """Show another written turn: the pane gives a view leaving its window the turn entering it
+        rather than build a new one."""
+        if turn.role != self.turn.role:
+            self.remove_class(self.turn.role)
+            self.add_class(turn.role)
+        self.index = index
+        self.turn = turn
+        self._drawn = None
+        self.refresh(layout=True)
 
     def refresh_turn(self) -> None:
         """Redraw after the turn changed (finished, switched version): its text is written now."""
@@ -144,14 +132,7 @@ class MessageView(Widget, can_focus=True):
     def _draw(self, width: int) -> list[Strip]:
         theme = self.app.current_theme.name
         if self._drawn is None or self._drawn[:2] != (width, theme):
-            text = escape_controls(self.turn.content)
-            markdown = self.turn.role == "assistant"
-            body = self._lines.get(
-                (text, markdown, width, theme), lambda: render_written(self.app, text, markdown, width)
-            )
-            header = _render(self.app, self.header(), width, wrap=False)
-            footer = self.footer()
-            self._drawn = (width, theme, header + body + (_render(self.app, footer, width) if footer else []))
+            self._drawn = (width, theme, draw_turn(self.app, self.turn, width, self._lines))
         return self._drawn[2]
 
     def action_act(self, what: str, arg: int = 0) -> None:
@@ -161,7 +142,7 @@ class MessageView(Widget, can_focus=True):
         self.focus()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.post_message(self.Resized())
+        self.post_message(self.Resized(self))
 
 
 class SystemPromptView(Static, can_focus=True):
@@ -188,6 +169,54 @@ class SystemPromptView(Static, can_focus=True):
 
     def action_score(self) -> None:
         self.post_message(self.Score())
+
+
+def turn_header(turn: Turn) -> Text:
+    """A message's first line: who wrote it, which version, which model, where it branched."""
+    text = Text("You" if turn.role == "user" else "Assistant", style="bold")
+    if len(turn.versions) > 1:
+        text.append(f"  ‹ version {turn.current + 1}/{len(turn.versions)} ›")
+    version = turn.version
+    if version.model and turn.role == "assistant":
+        text.append(f"  · {escape_controls(version.model)}", style="dim")
+    if version.branched_from:
+        text.append(f"  branched at step {version.branched_from[1]}", style="dim italic")
+    return text
+
+
+def turn_footer(turn: Turn) -> Text:
+    """How a message ended: stopped, interrupted, an error, and its figures (empty when none)."""
+    version = turn.version
+    text = Text()
+    if version.error:
+        text.append(f"✖ {escape_controls(version.error)}", style="bold red")
+    elif version.partial and version.stats is not None and version.stats.stop_reason == "stopped":
+        text.append("■ stopped", style="bold yellow")
+    elif version.partial and version.stats is None and turn.role == "assistant" and version.events:
+        text.append("… interrupted", style="yellow")
+    if version.stats is not None:
+        s = version.stats
+        text.append(
+            f"  {s.new_tokens} tokens · {s.tokens_per_second:.1f} tok/s · ttft {s.ttft_s:.2f}s · {s.stop_reason}",
+            style="dim",
+        )
+        if s.stop_reason == "max_tokens":
+            text.append("  (continue: ctrl+o)", style="dim")
+        if s.dropped_turns:
+            text.append(f"  {s.dropped_turns} oldest turns left out to fit the context", style="dim")
+    return text
+
+
+def draw_turn(app: App, turn: Turn, width: int, lines: LineCache) -> list[Strip]:
+    """A written message's lines at ``width`` cells: its header, its text (from ``lines``, rendered there
+    the first time) and its footer. What MessageView draws, and so, counted, its height: the pane knows a
+    message's height from this before it mounts it."""
+    theme = app.current_theme.name
+    text = escape_controls(turn.content)
+    markdown = turn.role == "assistant"
+    body = lines.get((text, markdown, width, theme), lambda: render_written(app, text, markdown, width))
+    end = turn_footer(turn)
+    return _render(app, turn_header(turn), width, wrap=False) + body + (_render(app, end, width) if end else [])
 
 
 class LineCache:
