@@ -36,9 +36,10 @@ from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError, UnsupportedModel
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo, ModelInfo
-from llmtui.core.prompt import Message, Prompt, fit
+from llmtui.core.prompt import Message, Prompt, Template, fit
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.score import windows
+from llmtui.core.template import ChatTemplate
 from llmtui.core.tokens import TokenizerView
 from llmtui.core.wire import EXTENSION, MAX_TOP_LOGPROBS, MIN_LOGPROB
 
@@ -115,22 +116,36 @@ class _Probe(HttpBackend):
 
 
 def context_length(entry: dict[str, Any]) -> int:
-    """The model's context from its /v1/models entry: vLLM's and SGLang's max_model_len, llama.cpp's meta;
-    0 when the server does not say."""
-    for value in (entry.get("max_model_len"), (entry.get("meta") or {}).get("n_ctx_train")):
+    """The model's context from its /v1/models entry: vLLM's and SGLang's max_model_len, llama.cpp's meta
+    (``n_ctx``, the context it serves, which ``-c`` may set below ``n_ctx_train``, the model's); 0 when the
+    server does not say."""
+    meta = entry.get("meta") or {}
+    for value in (entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train")):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return 0
 
 
-def local_view(model: str) -> TokenizerView | None:
-    """The model's tokenizer when it is on this machine (the HF cache, a directory), else None."""
-    from llmtui.engine.specs import load_tokenizer
+def local_tokenizer(model: str) -> tuple[TokenizerView | None, ChatTemplate | None]:
+    """The model's tokenizer and chat template when its files are on this machine (a directory, the HF
+    cache, a GGUF file's conversion), else None for each; read from tokenizer.json and the template's files,
+    never converting or importing torch or transformers."""
+    from tokenizers import Tokenizer
 
+    from llmtui.engine.specs import local_files
+
+    path = local_files(model)
+    if path is None:
+        return None, None
     try:
-        return TokenizerView(load_tokenizer(model), model)
-    except (LlmtuiError, OSError, ValueError):
-        return None
+        view = TokenizerView(Tokenizer.from_file(str(path / "tokenizer.json")), model)
+    except Exception:  # a corrupt file surfaces as tokenizers' own exception type: as if it were not here
+        return None, None
+    try:
+        template = ChatTemplate.from_dir(path)
+    except LlmtuiError:
+        template = None
+    return view, template
 
 
 class OpenAIBackend(HttpBackend):
@@ -141,7 +156,16 @@ class OpenAIBackend(HttpBackend):
         self.model_id = str(entry["id"])
         self.owner = str(entry.get("owned_by") or "")
         self.what = f"the server ({self.owner})" if self.owner else "the server"
-        self.view = local_view(self.model_id)
+        # With the model's files here, the chat template is rendered here too (core/template.py): the prompt's
+        # ids for a server whose /tokenize takes no messages (llama.cpp's), to continue and branch.
+        # llama.cpp names its model by file name or general.name, and by each `--alias`: any of them may be a
+        # spec that finds the model's files here (a hub id in the HF cache, a directory, `default`).
+        aliases = [a for a in entry.get("aliases") or [] if isinstance(a, str)]
+        self.view, self.template = None, None
+        for name in dict.fromkeys([self.model_id, *aliases]):
+            self.view, self.template = local_tokenizer(name)
+            if self.view is not None:
+                break
         self.tokenizes: bool | None = None  # whether POST /tokenize takes messages (vLLM, llmtui serve)
         self.logprobs = True  # cleared when the server refuses the field (ChatReply.ask_again)
         self._fitted: tuple[Message, ...] = ()
@@ -176,15 +200,12 @@ class OpenAIBackend(HttpBackend):
         self.capabilities = Capabilities(scoring=True, lens=False)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
-        """The messages, with the prompt's ids from the server's `/tokenize` where it takes messages (vLLM,
-        SGLang, llmtui serve), the oldest turns left out when the server's context is known to overflow."""
+        """The messages, with the prompt's ids: from the server's `/tokenize` where it takes messages (vLLM,
+        SGLang, llmtui serve), else from the model's chat template and tokenizer when its files are here
+        (core/template.py); the oldest turns left out when the server's context is known to overflow."""
         if self.tokenizes is not False:
             try:
-                if self.info.context_length:
-                    prompt = fit(messages, reserve, self.info.context_length, self._template)
-                else:
-                    _, ids, _ = self._template(messages)
-                    prompt = Prompt("", tuple(ids), True, 0, 0)
+                prompt = self._fit(messages, reserve, self._template)
             except ContextOverflow:
                 raise
             except LlmtuiError:
@@ -193,7 +214,22 @@ class OpenAIBackend(HttpBackend):
                 self.tokenizes = True
                 text = self.detokenize(prompt.ids)
                 return RemotePrompt(**{**_fields(prompt), "text": text}, messages=self._fitted)
+        if self.template is not None:
+            prompt = self._fit(messages, reserve, self._local_template)
+            return RemotePrompt(**_fields(prompt), messages=self._fitted)
         return RemotePrompt("", (), True, 0, self.info.context_length, messages=tuple(messages))
+
+    def _fit(self, messages: Sequence[Message], reserve: int, template: Template) -> Prompt:
+        if self.info.context_length:
+            return fit(messages, reserve, self.info.context_length, template)
+        text, ids, templated = template(messages)  # a context the server does not say: nothing to fit
+        return Prompt(text, tuple(ids), templated, 0, 0)
+
+    def _local_template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
+        assert self.template is not None and self.view is not None
+        text = self.template.render(messages)
+        self._fitted = tuple(messages)  # the last call is the one that fits
+        return text, list(self.view.backend.encode(text, add_special_tokens=False).ids), True
 
     def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
         """Each token's probability after the ones before it, from the server's log probabilities of an
@@ -272,10 +308,11 @@ class OpenAIBackend(HttpBackend):
     def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
         """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
         where = self.where
-        if self.tokenizes is False:
+        if self.tokenizes is False and self.template is None:
             return (
-                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, and its "
-                "/tokenize does not take chat messages (vLLM's does)"
+                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, its "
+                "/tokenize does not take chat messages (vLLM's does), and the model's tokenizer files with its "
+                "chat template are not on this machine"
             )
         if any(i is None for i in prefix):
             return f"{where} cannot continue or branch this reply: it did not say which tokens it wrote (no ids)"
@@ -381,6 +418,9 @@ def legacy_entries(choice: dict[str, Any]) -> list[dict[str, Any]]:
     """The legacy completions format's log probabilities (parallel lists, the top keyed by text) as one
     entry per token in chat completions' shape, the top sorted from the most likely."""
     legacy = choice.get("logprobs") or {}
+    content = legacy.get("content")
+    if isinstance(content, list):  # llama.cpp's /v1/completions answers in chat completions' shape
+        return [e for e in content if isinstance(e, dict)]
     tokens = legacy.get("tokens") or []
     logprobs = legacy.get("token_logprobs") or []
     tops = legacy.get("top_logprobs") or [None] * len(tokens)
@@ -501,7 +541,15 @@ class OpenAIReply(StreamedReply):
         prompt_tokens = self._usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = len(self.prompt.ids)
-        return ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+        stats = ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+        written = self._usage.get("completion_tokens")
+        if self.events and all(e.prob is None for e in self.events) and isinstance(written, int) and written > 1:
+            # Without log probabilities a step is a chunk of text, and a chunk may hold several tokens
+            # (transformers serve's do): the count and the rate are the server's count of tokens.
+            span = self.events[-1].elapsed - self.events[0].elapsed
+            rate = (written - 1) / span if span > 0 else 0.0
+            stats = replace(stats, new_tokens=written, tokens_per_second=rate)
+        return stats
 
 
 class ChatReply(OpenAIReply):
