@@ -33,7 +33,7 @@ from llmtui.backends.client import ClientBackend
 from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply, error_message
 from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.choices import ModelOptions
-from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError, UnsupportedModel
+from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, LlmtuiError, UnsupportedModel
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo, ModelInfo
 from llmtui.core.prompt import Message, Prompt, Template, fit
@@ -252,7 +252,11 @@ class OpenAIBackend(HttpBackend):
                 "echo": True,
                 "logprobs": k,
             }
-            answer = self.request("POST", "/v1/completions", body)
+            try:
+                answer = self.request("POST", "/v1/completions", body)
+            except (InvalidValue, GenerationError) as exc:  # refused, not unreachable: llama.cpp takes no echo
+                said = f"{exc}, so it cannot score a text (vLLM echoes a prompt's log probabilities)"
+                raise UnsupportedModel(said) from None
             try:
                 entries = legacy_entries((answer.get("choices") or [{}])[0])[: len(prompt)]
                 if window.start == 0:
@@ -384,6 +388,19 @@ def true_bytes(view: TokenizerView | None, entry: dict[str, Any], chosen: int | 
     return str(entry.get("token", "")).encode("utf-8", errors="replace")
 
 
+def own_bytes(view: TokenizerView | None, entry: dict[str, Any], chosen: int | None) -> bytes | None:
+    """A token's own bytes, where a server's entry carries its whole character's (llama.cpp): the local
+    tokenizer's, else those of its own entry among the top; None when neither says."""
+    if view is not None and chosen is not None and chosen < view.size:
+        return view.piece_bytes(chosen)
+    for top in entry.get("top_logprobs") or []:
+        raw = top.get("bytes") if isinstance(top, dict) else None
+        mine = chosen is not None and token_id(top) == chosen and isinstance(raw, list)
+        if mine and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+            return bytes(raw)
+    return None
+
+
 def step_event(
     view: TokenizerView | None, index: int, entry: dict[str, Any], chosen: int | None, top: int
 ) -> TokenEvent:
@@ -450,6 +467,8 @@ class OpenAIReply(StreamedReply):
     ) -> None:
         super().__init__(backend, prompt, params, prefix, force)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._counted = 0  # the steps this request has given (llama.cpp's decoded count is checked against it)
+        self._own: bytes | None = None  # the next entry's own bytes, after steps put back before it
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] = {}
 
@@ -476,6 +495,8 @@ class OpenAIReply(StreamedReply):
             body["repetition_penalty"] = p.repetition_penalty
         if self.backend.logprobs and self.backend.owner == "vllm":
             body["return_tokens_as_token_ids"] = True
+        if self.backend.logprobs and self.backend.owner == "llamacpp":
+            body["timings_per_token"] = True  # its decoded count in every chunk: tokens it leaves out show
         return body
 
     def ask_again(self, response: httpx.Response) -> bool:
@@ -515,8 +536,22 @@ class OpenAIReply(StreamedReply):
         entries = self.entries_of(choice)
         if not entries:
             # No log probabilities: the text streams, a step without figures (never invented ones).
-            return (self._event(None, content),) if content else ()
-        events = [self._event(entry, None) for entry in entries]
+            return (self._event(None, content, 0),) if content else ()
+        # llama.cpp reports a character split over several tokens only as its last token, with the whole
+        # character's bytes: the tokens before it are missing from the wire. Its running count of decoded
+        # tokens (timings_per_token) says how many; they are put back as steps without figures, their ids
+        # found from the bytes when the model's tokenizer is here and one cut alone fits, else unknown (a
+        # reply with an unknown id cannot be continued: its prompt would not be the one the model saw).
+        timings = chunk.get("timings")
+        decoded = timings.get("predicted_n") if isinstance(timings, dict) else None
+        missing = decoded - self._counted - len(entries) if isinstance(decoded, int) else 0
+        events: list[TokenEvent] = []
+        for entry in entries:
+            if missing > 0:
+                events += self._folded(entry, missing, len(events))
+                missing = 0
+            events.append(self._event(entry, None, len(events)))
+        self._counted += len(events)
         if content is not None and "".join(e.text for e in events) != content:
             # The tokens' bytes disagree with the server's text (garbled byte-level pieces): the text is the
             # server's, on the chunk's last step.
@@ -524,15 +559,42 @@ class OpenAIReply(StreamedReply):
             events = [_with_text(e, "") for e in events[:-1]] + [_with_text(events[-1], content)]
         return events
 
-    def _event(self, entry: dict[str, Any] | None, text: str | None) -> TokenEvent:
-        index = len(self.prefix) + len(self.events)
+    def _event(self, entry: dict[str, Any] | None, text: str | None, offset: int) -> TokenEvent:
+        """The step of one logprobs entry (or of a chunk's text, without one), ``offset`` steps after the
+        last one yielded."""
+        index = len(self.prefix) + len(self.events) + offset
         elapsed = time.perf_counter() - self.started
         if entry is None:
             return TokenEvent(index, None, text or "", None, None, None, None, (), elapsed)
         chosen = token_id(entry)
         data = true_bytes(self.backend.view, entry, chosen)
+        if self._own is not None:  # its character's first bytes went to the steps put back before it
+            data, self._own = self._own, None
         event = step_event(self.backend.view, index, entry, chosen, self.params.top_candidates)
         return replace(event, text=self._decoder.decode(data), elapsed=elapsed)
+
+    def _folded(self, entry: dict[str, Any], missing: int, offset: int) -> list[TokenEvent]:
+        """The ``missing`` steps the server left out before ``entry``, whose bytes are its whole character:
+        ids from those bytes when one cut alone fits, no figures (the server sent none)."""
+        view = self.backend.view
+        chosen = token_id(entry)
+        raw = entry.get("bytes")
+        whole = bytes(raw) if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw) else b""
+        own = own_bytes(view, entry, chosen)
+        ids: list[int] | None = None
+        head = b""
+        if own is not None and len(whole) > len(own) and whole.endswith(own):
+            head = whole[: -len(own)]
+            self._own = own
+            ids = view.ids_of_bytes(head, missing) if view is not None else None
+        steps = []
+        elapsed = time.perf_counter() - self.started
+        for j in range(missing):
+            data = view.piece_bytes(ids[j]) if ids is not None and view is not None else (head if j == 0 else b"")
+            index = len(self.prefix) + len(self.events) + offset + j
+            text = self._decoder.decode(data)
+            steps.append(TokenEvent(index, ids[j] if ids else None, text, None, None, None, None, (), elapsed))
+        return steps
 
     def ended(self) -> ReplyStats | None:
         if self._finish_reason is None:
