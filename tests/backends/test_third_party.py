@@ -368,3 +368,24 @@ def test_llama_server_killed_mid_reply_keeps_the_partial_reply(default_model_dir
 
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {LLAMA_KEY}"}
+
+
+@ON_LLAMA
+def test_the_client_of_llama_server_imports_neither_torch_nor_transformers(llama):
+    """What the workstation's UI process does with llama.cpp (the prompt rendered here, a reply, a
+    continuation over token ids) needs neither torch nor transformers, which the UI process never imports."""
+    code = f"""
+import sys
+from llmtui.backends.http import Endpoint
+from llmtui.backends.openai import connect
+from llmtui.core.sampling import SamplingParams
+backend = connect(Endpoint({llama!r}, key={LLAMA_KEY!r}))
+prompt = backend.render({HELLO!r})
+first = list(backend.generate(prompt, SamplingParams(temperature=0.0, max_new_tokens=3)))
+kept = [e.token_id for e in first]
+rest = list(backend.generate(prompt, SamplingParams(temperature=0.0, max_new_tokens=2), prefix=kept))
+print(len(prompt.ids) > 0, len(rest), [m for m in ("torch", "transformers") if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "2", "[]"]
