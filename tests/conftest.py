@@ -69,6 +69,14 @@ def default_loaded():
 
 
 @pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The default model's converted checkpoint (config, safetensors, tokenizer files), made once."""
+    from llmtui.engine import specs
+
+    return specs.checkpoint_dir(specs.resolve("default"))
+
+
+@pytest.fixture(scope="session")
 def default_engine(default_loaded):
     from llmtui.engine.generation import Engine
 

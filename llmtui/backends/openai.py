@@ -33,12 +33,13 @@ from llmtui.backends.client import ClientBackend
 from llmtui.backends.http import Endpoint, HttpBackend, StreamedReply, error_message
 from llmtui.backends.served_tokenizer import ServerTokenizerView
 from llmtui.core.choices import ModelOptions
-from llmtui.core.errors import ContextOverflow, InvalidValue, LlmtuiError, UnsupportedModel
+from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, LlmtuiError, UnsupportedModel
 from llmtui.core.events import Candidate, ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo, ModelInfo
-from llmtui.core.prompt import Message, Prompt, fit
+from llmtui.core.prompt import Message, Prompt, Template, fit
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.score import windows
+from llmtui.core.template import ChatTemplate
 from llmtui.core.tokens import TokenizerView
 from llmtui.core.wire import EXTENSION, MAX_TOP_LOGPROBS, MIN_LOGPROB
 
@@ -115,22 +116,36 @@ class _Probe(HttpBackend):
 
 
 def context_length(entry: dict[str, Any]) -> int:
-    """The model's context from its /v1/models entry: vLLM's and SGLang's max_model_len, llama.cpp's meta;
-    0 when the server does not say."""
-    for value in (entry.get("max_model_len"), (entry.get("meta") or {}).get("n_ctx_train")):
+    """The model's context from its /v1/models entry: vLLM's and SGLang's max_model_len, llama.cpp's meta
+    (``n_ctx``, the context it serves, which ``-c`` may set below ``n_ctx_train``, the model's); 0 when the
+    server does not say."""
+    meta = entry.get("meta") or {}
+    for value in (entry.get("max_model_len"), meta.get("n_ctx"), meta.get("n_ctx_train")):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return 0
 
 
-def local_view(model: str) -> TokenizerView | None:
-    """The model's tokenizer when it is on this machine (the HF cache, a directory), else None."""
-    from llmtui.engine.specs import load_tokenizer
+def local_tokenizer(model: str) -> tuple[TokenizerView | None, ChatTemplate | None]:
+    """The model's tokenizer and chat template when its files are on this machine (a directory, the HF
+    cache, a GGUF file's conversion), else None for each; read from tokenizer.json and the template's files,
+    never converting or importing torch or transformers."""
+    from tokenizers import Tokenizer
 
+    from llmtui.engine.specs import local_files
+
+    path = local_files(model)
+    if path is None:
+        return None, None
     try:
-        return TokenizerView(load_tokenizer(model), model)
-    except (LlmtuiError, OSError, ValueError):
-        return None
+        view = TokenizerView(Tokenizer.from_file(str(path / "tokenizer.json")), model)
+    except Exception:  # a corrupt file surfaces as tokenizers' own exception type: as if it were not here
+        return None, None
+    try:
+        template = ChatTemplate.from_dir(path)
+    except LlmtuiError:
+        template = None
+    return view, template
 
 
 class OpenAIBackend(HttpBackend):
@@ -141,7 +156,16 @@ class OpenAIBackend(HttpBackend):
         self.model_id = str(entry["id"])
         self.owner = str(entry.get("owned_by") or "")
         self.what = f"the server ({self.owner})" if self.owner else "the server"
-        self.view = local_view(self.model_id)
+        # With the model's files here, the chat template is rendered here too (core/template.py): the prompt's
+        # ids for a server whose /tokenize takes no messages (llama.cpp's), to continue and branch.
+        # llama.cpp names its model by file name or general.name, and by each `--alias`: any of them may be a
+        # spec that finds the model's files here (a hub id in the HF cache, a directory, `default`).
+        aliases = [a for a in entry.get("aliases") or [] if isinstance(a, str)]
+        self.view, self.template = None, None
+        for name in dict.fromkeys([self.model_id, *aliases]):
+            self.view, self.template = local_tokenizer(name)
+            if self.view is not None:
+                break
         self.tokenizes: bool | None = None  # whether POST /tokenize takes messages (vLLM, llmtui serve)
         self.logprobs = True  # cleared when the server refuses the field (ChatReply.ask_again)
         self._fitted: tuple[Message, ...] = ()
@@ -176,15 +200,12 @@ class OpenAIBackend(HttpBackend):
         self.capabilities = Capabilities(scoring=True, lens=False)
 
     def render(self, messages: Sequence[Message], reserve: int = 0) -> Prompt:
-        """The messages, with the prompt's ids from the server's `/tokenize` where it takes messages (vLLM,
-        SGLang, llmtui serve), the oldest turns left out when the server's context is known to overflow."""
+        """The messages, with the prompt's ids: from the server's `/tokenize` where it takes messages (vLLM,
+        SGLang, llmtui serve), else from the model's chat template and tokenizer when its files are here
+        (core/template.py); the oldest turns left out when the server's context is known to overflow."""
         if self.tokenizes is not False:
             try:
-                if self.info.context_length:
-                    prompt = fit(messages, reserve, self.info.context_length, self._template)
-                else:
-                    _, ids, _ = self._template(messages)
-                    prompt = Prompt("", tuple(ids), True, 0, 0)
+                prompt = self._fit(messages, reserve, self._template)
             except ContextOverflow:
                 raise
             except LlmtuiError:
@@ -193,7 +214,22 @@ class OpenAIBackend(HttpBackend):
                 self.tokenizes = True
                 text = self.detokenize(prompt.ids)
                 return RemotePrompt(**{**_fields(prompt), "text": text}, messages=self._fitted)
+        if self.template is not None:
+            prompt = self._fit(messages, reserve, self._local_template)
+            return RemotePrompt(**_fields(prompt), messages=self._fitted)
         return RemotePrompt("", (), True, 0, self.info.context_length, messages=tuple(messages))
+
+    def _fit(self, messages: Sequence[Message], reserve: int, template: Template) -> Prompt:
+        if self.info.context_length:
+            return fit(messages, reserve, self.info.context_length, template)
+        text, ids, templated = template(messages)  # a context the server does not say: nothing to fit
+        return Prompt(text, tuple(ids), templated, 0, 0)
+
+    def _local_template(self, messages: Sequence[Message]) -> tuple[str, list[int], bool]:
+        assert self.template is not None and self.view is not None
+        text = self.template.render(messages)
+        self._fitted = tuple(messages)  # the last call is the one that fits
+        return text, list(self.view.backend.encode(text, add_special_tokens=False).ids), True
 
     def score(self, ids: Sequence[int], top: int = 10, *, stride: int | None = None) -> list[TokenEvent]:
         """Each token's probability after the ones before it, from the server's log probabilities of an
@@ -216,7 +252,11 @@ class OpenAIBackend(HttpBackend):
                 "echo": True,
                 "logprobs": k,
             }
-            answer = self.request("POST", "/v1/completions", body)
+            try:
+                answer = self.request("POST", "/v1/completions", body)
+            except (InvalidValue, GenerationError) as exc:  # refused, not unreachable: llama.cpp takes no echo
+                said = f"{exc}, so it cannot score a text (vLLM echoes a prompt's log probabilities)"
+                raise UnsupportedModel(said) from None
             try:
                 entries = legacy_entries((answer.get("choices") or [{}])[0])[: len(prompt)]
                 if window.start == 0:
@@ -272,10 +312,11 @@ class OpenAIBackend(HttpBackend):
     def extend_refusal(self, prefix: Sequence[int | None]) -> str | None:
         """Why this server cannot continue a reply from ``prefix`` (or branch it), or None if it can."""
         where = self.where
-        if self.tokenizes is False:
+        if self.tokenizes is False and self.template is None:
             return (
-                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, and its "
-                "/tokenize does not take chat messages (vLLM's does)"
+                f"{where} cannot continue or branch a reply: that sends the prompt as token ids, its "
+                "/tokenize does not take chat messages (vLLM's does), and the model's tokenizer files with its "
+                "chat template are not on this machine"
             )
         if any(i is None for i in prefix):
             return f"{where} cannot continue or branch this reply: it did not say which tokens it wrote (no ids)"
@@ -347,6 +388,19 @@ def true_bytes(view: TokenizerView | None, entry: dict[str, Any], chosen: int | 
     return str(entry.get("token", "")).encode("utf-8", errors="replace")
 
 
+def own_bytes(view: TokenizerView | None, entry: dict[str, Any], chosen: int | None) -> bytes | None:
+    """A token's own bytes, where a server's entry carries its whole character's (llama.cpp): the local
+    tokenizer's, else those of its own entry among the top; None when neither says."""
+    if view is not None and chosen is not None and chosen < view.size:
+        return view.piece_bytes(chosen)
+    for top in entry.get("top_logprobs") or []:
+        raw = top.get("bytes") if isinstance(top, dict) else None
+        mine = chosen is not None and token_id(top) == chosen and isinstance(raw, list)
+        if mine and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+            return bytes(raw)
+    return None
+
+
 def step_event(
     view: TokenizerView | None, index: int, entry: dict[str, Any], chosen: int | None, top: int
 ) -> TokenEvent:
@@ -381,6 +435,9 @@ def legacy_entries(choice: dict[str, Any]) -> list[dict[str, Any]]:
     """The legacy completions format's log probabilities (parallel lists, the top keyed by text) as one
     entry per token in chat completions' shape, the top sorted from the most likely."""
     legacy = choice.get("logprobs") or {}
+    content = legacy.get("content")
+    if isinstance(content, list):  # llama.cpp's /v1/completions answers in chat completions' shape
+        return [e for e in content if isinstance(e, dict)]
     tokens = legacy.get("tokens") or []
     logprobs = legacy.get("token_logprobs") or []
     tops = legacy.get("top_logprobs") or [None] * len(tokens)
@@ -410,6 +467,8 @@ class OpenAIReply(StreamedReply):
     ) -> None:
         super().__init__(backend, prompt, params, prefix, force)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._counted = 0  # the steps this request has given (llama.cpp's decoded count is checked against it)
+        self._own: bytes | None = None  # the next entry's own bytes, after steps put back before it
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] = {}
 
@@ -436,6 +495,8 @@ class OpenAIReply(StreamedReply):
             body["repetition_penalty"] = p.repetition_penalty
         if self.backend.logprobs and self.backend.owner == "vllm":
             body["return_tokens_as_token_ids"] = True
+        if self.backend.logprobs and self.backend.owner == "llamacpp":
+            body["timings_per_token"] = True  # its decoded count in every chunk: tokens it leaves out show
         return body
 
     def ask_again(self, response: httpx.Response) -> bool:
@@ -475,8 +536,22 @@ class OpenAIReply(StreamedReply):
         entries = self.entries_of(choice)
         if not entries:
             # No log probabilities: the text streams, a step without figures (never invented ones).
-            return (self._event(None, content),) if content else ()
-        events = [self._event(entry, None) for entry in entries]
+            return (self._event(None, content, 0),) if content else ()
+        # llama.cpp reports a character split over several tokens only as its last token, with the whole
+        # character's bytes: the tokens before it are missing from the wire. Its running count of decoded
+        # tokens (timings_per_token) says how many; they are put back as steps without figures, their ids
+        # found from the bytes when the model's tokenizer is here and one cut alone fits, else unknown (a
+        # reply with an unknown id cannot be continued: its prompt would not be the one the model saw).
+        timings = chunk.get("timings")
+        decoded = timings.get("predicted_n") if isinstance(timings, dict) else None
+        missing = decoded - self._counted - len(entries) if isinstance(decoded, int) else 0
+        events: list[TokenEvent] = []
+        for entry in entries:
+            if missing > 0:
+                events += self._folded(entry, missing, len(events))
+                missing = 0
+            events.append(self._event(entry, None, len(events)))
+        self._counted += len(events)
         if content is not None and "".join(e.text for e in events) != content:
             # The tokens' bytes disagree with the server's text (garbled byte-level pieces): the text is the
             # server's, on the chunk's last step.
@@ -484,15 +559,42 @@ class OpenAIReply(StreamedReply):
             events = [_with_text(e, "") for e in events[:-1]] + [_with_text(events[-1], content)]
         return events
 
-    def _event(self, entry: dict[str, Any] | None, text: str | None) -> TokenEvent:
-        index = len(self.prefix) + len(self.events)
+    def _event(self, entry: dict[str, Any] | None, text: str | None, offset: int) -> TokenEvent:
+        """The step of one logprobs entry (or of a chunk's text, without one), ``offset`` steps after the
+        last one yielded."""
+        index = len(self.prefix) + len(self.events) + offset
         elapsed = time.perf_counter() - self.started
         if entry is None:
             return TokenEvent(index, None, text or "", None, None, None, None, (), elapsed)
         chosen = token_id(entry)
         data = true_bytes(self.backend.view, entry, chosen)
+        if self._own is not None:  # its character's first bytes went to the steps put back before it
+            data, self._own = self._own, None
         event = step_event(self.backend.view, index, entry, chosen, self.params.top_candidates)
         return replace(event, text=self._decoder.decode(data), elapsed=elapsed)
+
+    def _folded(self, entry: dict[str, Any], missing: int, offset: int) -> list[TokenEvent]:
+        """The ``missing`` steps the server left out before ``entry``, whose bytes are its whole character:
+        ids from those bytes when one cut alone fits, no figures (the server sent none)."""
+        view = self.backend.view
+        chosen = token_id(entry)
+        raw = entry.get("bytes")
+        whole = bytes(raw) if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw) else b""
+        own = own_bytes(view, entry, chosen)
+        ids: list[int] | None = None
+        head = b""
+        if own is not None and len(whole) > len(own) and whole.endswith(own):
+            head = whole[: -len(own)]
+            self._own = own
+            ids = view.ids_of_bytes(head, missing) if view is not None else None
+        steps = []
+        elapsed = time.perf_counter() - self.started
+        for j in range(missing):
+            data = view.piece_bytes(ids[j]) if ids is not None and view is not None else (head if j == 0 else b"")
+            index = len(self.prefix) + len(self.events) + offset + j
+            text = self._decoder.decode(data)
+            steps.append(TokenEvent(index, ids[j] if ids else None, text, None, None, None, None, (), elapsed))
+        return steps
 
     def ended(self) -> ReplyStats | None:
         if self._finish_reason is None:
@@ -501,7 +603,15 @@ class OpenAIReply(StreamedReply):
         prompt_tokens = self._usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = len(self.prompt.ids)
-        return ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+        stats = ReplyStats.of(self.events, prompt_tokens, reason, self.prompt.dropped_turns)
+        written = self._usage.get("completion_tokens")
+        if self.events and all(e.prob is None for e in self.events) and isinstance(written, int) and written > 1:
+            # Without log probabilities a step is a chunk of text, and a chunk may hold several tokens
+            # (transformers serve's do): the count and the rate are the server's count of tokens.
+            span = self.events[-1].elapsed - self.events[0].elapsed
+            rate = (written - 1) / span if span > 0 else 0.0
+            stats = replace(stats, new_tokens=written, tokens_per_second=rate)
+        return stats
 
 
 class ChatReply(OpenAIReply):

@@ -278,6 +278,43 @@ class TokenizerView:
                 pending = []
         return Tokenization(self, "".join(pieces_text), list(ids), offsets)
 
+    @cached_property
+    def _by_bytes(self) -> dict[bytes, int]:
+        """Each ordinary token's bytes -> its id (byte-level BPE gives every byte string one token)."""
+        table: dict[bytes, int] = {}
+        for i in range(self.size):
+            if i not in self.added_ids:
+                table.setdefault(self.piece_bytes(i), i)
+        return table
+
+    def ids_of_bytes(self, data: bytes, count: int) -> list[int] | None:
+        """The ``count`` tokens whose bytes make ``data``, when exactly one such cut exists; else None.
+
+        For a server that reports the tokens of a character split over several only as the last one
+        (llama.cpp's), with the whole character's bytes: the ids before it are known when one cut alone fits.
+        """
+        if count <= 0 or not data:
+            return None
+        table = self._by_bytes
+        longest = max(map(len, table), default=0)
+        # ways[i][k]: the number of cuts of data[i:] into k tokens (capped at 2: more than one is enough).
+        n = len(data)
+        ways = [[0] * (count + 1) for _ in range(n + 1)]
+        ways[n][0] = 1
+        for i in range(n - 1, -1, -1):
+            for j in range(i + 1, min(n, i + longest) + 1):
+                if data[i:j] in table:
+                    for k in range(1, count + 1):
+                        ways[i][k] = min(2, ways[i][k] + ways[j][k - 1])
+        if ways[0][count] != 1:
+            return None
+        ids, i, k = [], 0, count
+        while k:
+            j = next(j for j in range(i + 1, n + 1) if data[i:j] in table and ways[j][k - 1] == 1)
+            ids.append(table[data[i:j]])
+            i, k = j, k - 1
+        return ids
+
     def special_tokens(self) -> list[tuple[int, str]]:
         """Every special or added token with its id, sorted by id."""
         return [(i, self.pieces[i]) for i in sorted(self.special_ids | self.added_ids)]

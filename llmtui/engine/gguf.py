@@ -26,12 +26,26 @@ if TYPE_CHECKING:
 _MARKER = "llmtui-converted.json"
 
 
-def converted(gguf: Path, progress: Progress | None = None) -> Path:
-    """The safetensors checkpoint of a GGUF file: from the cache, or converted now (once)."""
+def _target(gguf: Path) -> Path:
     stat = gguf.stat()
     # The path, size and mtime name the file's version: a replaced file is converted again.
     key = hashlib.sha256(f"{gguf}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def converted_if_present(gguf: Path) -> Path | None:
+    """The GGUF file's finished conversion when there is one, else None: converting needs torch, which a
+    client (the workstation's UI process) never imports."""
+    try:
+        target = _target(gguf)
+    except OSError:
+        return None
+    return target if (target / _MARKER).is_file() else None
+
+
+def converted(gguf: Path, progress: Progress | None = None) -> Path:
+    """The safetensors checkpoint of a GGUF file: from the cache, or converted now (once)."""
+    target = _target(gguf)
     if (target / _MARKER).is_file():
         return target
     if progress is not None:

@@ -103,6 +103,19 @@ def checkpoint_dir(source: ModelSource, progress: Progress | None = None) -> Pat
     return gguf.converted(source.path, progress) if source.is_gguf else source.path
 
 
+def local_files(spec: str) -> Path | None:
+    """The directory of a model's tokenizer files on this machine, found as a spec is (a directory, the HF
+    cache, a GGUF file's or the default model's conversion), without converting or loading anything and
+    without importing torch or transformers; None when there is none. For a client of a server, whose
+    model id may name a model that is here."""
+    try:
+        source = resolve(spec)
+    except (LlmtuiError, OSError, ValueError):
+        return None
+    path = gguf.converted_if_present(source.path) if source.is_gguf else source.path
+    return path if path is not None and (path / "tokenizer.json").is_file() else None
+
+
 def from_pretrained(auto_class: Any, path: Path, spec: str, *, trust_remote_code: bool, **kwargs: Any) -> Any:
     """``auto_class.from_pretrained``: every transformers load llmtui makes goes through here (config,
     tokenizer, model, and the generation config the model's load reads), with ``trust_remote_code`` always
