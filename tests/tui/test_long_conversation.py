@@ -136,11 +136,11 @@ async def test_building_the_page_above_moves_nothing_on_screen(private_dirs, mon
         pane = app.query_one(ConversationView)
         pane.focus()
         await pilot.pause(0.3)
-        for _ in range(8):
+        for _ in range(6):
             await pilot.press("pageup")
-            await pilot.pause(0.3)
+            await pilot.pause(0.25)
         compared = [(before, after) for before, after in snapshots if before.keys() & after.keys()]
-        assert len(compared) >= 8
+        assert len(compared) >= 6
         for before, after in compared:
             assert {i: after[i] for i in before if i in after} == {i: before[i] for i in after if i in before}
         for view in pane.query(MessageView):
@@ -174,9 +174,9 @@ async def test_paging_gives_views_leaving_the_window_the_turns_entering_it(priva
         focused.focus()
         await pilot.pause(0.1)
         built.clear()
-        for key in ["pageup"] * 8 + ["pagedown"] * 8:
+        for key in ["pageup"] * 6 + ["pagedown"] * 6:
             await pilot.press(key)
-            await pilot.pause(0.3)
+            await pilot.pause(0.25)
             views = list(pane.query(MessageView))
             assert [v.index for v in views] == sorted(v.index for v in views)
             for view in views:
