@@ -96,6 +96,22 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
         assert rendered and len(rendered) == len(set(rendered))
 
 
+async def test_a_window_update_between_a_message_sent_and_its_item_finds_the_turns_it_has(private_dirs):
+    # Sending appends the user's turn to the conversation at once and extends the pane after the next
+    # refresh: a window update in between must see the pane's turns, not the conversation's (it raised
+    # on the new turn, which had no item yet, and took the app down: the benchmark then hung).
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(30))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 29), timeout=10)
+        pane = app.query_one(ConversationView)
+        app.conversation.add_user("one more")
+        pane._update_window()
+        await pane.extend(app.conversation)
+        await wait_for(pilot, lambda: shown(app, 30), timeout=10)
+        assert app.is_running
+
+
 def markdown_conversation(messages: int) -> Conversation:
     """Replies whose Markdown (a list, a code block) takes more lines than their text has: estimates of
     their heights are wrong until their lines are rendered."""

@@ -90,7 +90,9 @@ class ConversationView(VerticalScroll):
         # All of the pane's state changes before the first await: a window update scheduled earlier runs
         # there, and must find the new turns with their own items (heights measured for another
         # conversation's turns of the same index are not theirs).
-        self._turns = conversation.turns
+        # A copy: the conversation's list grows when a message is sent, and the items must not see a turn
+        # before extend() has made its item (a window update in between would look for it).
+        self._turns = list(conversation.turns)
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
         self._views, self._spacers, self._pinned = {}, [], None
         self._items, self._heights, self._measured = [], [], []
@@ -101,7 +103,7 @@ class ConversationView(VerticalScroll):
 
     async def extend(self, conversation: Conversation) -> None:
         """Add the turns not shown yet (a message sent, a reply begun) without rebuilding the others."""
-        self._turns = conversation.turns
+        self._turns = list(conversation.turns)
         self._rebuild_items()
         await self._show_end()
 
