@@ -25,6 +25,7 @@ from bench.common import CpuClock, Figure, FrameClock, Target, below, cores, pai
 STARTER = "llmtui.backends.process:start_engine_process"  # the workstation as it ships
 ROOT = Path(__file__).parent.parent
 PROMPT = "Tell me a long story about a dragon who learns to code."
+REPLY_TIMEOUT_S = 300  # far beyond any reply here: only a stuck app takes this long
 
 
 def starter(path: str) -> Any:
@@ -258,8 +259,16 @@ async def _workstation(
             composer.text = ""
             return times
 
+        def alive(deadline: float, what: str) -> None:
+            # An app that died (an exception in a callback) leaves its reply unstarted or unfinished: say so
+            # rather than wait for it until the caller's timeout.
+            if not app.is_running or time.monotonic() > deadline:
+                raise RuntimeError(f"the app {'stopped' if not app.is_running else 'took too long'} {what}")
+
         async def reply_started() -> Any:
+            deadline = time.monotonic() + REPLY_TIMEOUT_S
             while app.generation is None or not app.generation.events:
+                alive(deadline, "before a reply began")
                 await asyncio.sleep(0.002)
             return app.generation
 
@@ -267,7 +276,9 @@ async def _workstation(
             await reply_started()
             clock = CpuClock()
             clock.sample()
+            deadline = time.monotonic() + REPLY_TIMEOUT_S
             while app.generation is not None:
+                alive(deadline, "before the reply ended")
                 await asyncio.sleep(0.02)
                 clock.sample()
             version = app.conversation.turns[-1].version
