@@ -41,7 +41,10 @@ async def drive(pilot):
     await pilot.pause(hold)
     assert app.generation is not None, "the reply ended before the signal"
     shown = len(app.conversation.turns[-1].version.events)
-    marker.write_text(f"{app.conversation.id} {app.backend.process.pid} {app.backend.directory} {shown}")
+    # Written whole, then renamed into place: the test signals as soon as the marker exists.
+    part = marker.with_suffix(".part")
+    part.write_text(f"{app.conversation.id} {app.backend.process.pid} {app.backend.directory} {shown}")
+    os.replace(part, marker)
     while app.is_running:  # Textual waits for this coroutine before the process can end
         await pilot.pause(0.05)
 
