@@ -262,8 +262,10 @@ async def _workstation(
         def alive(deadline: float, what: str) -> None:
             # An app that died (an exception in a callback) leaves its reply unstarted or unfinished: say so
             # rather than wait for it until the caller's timeout.
-            if not app.is_running or time.monotonic() > deadline:
-                raise RuntimeError(f"the app {'stopped' if not app.is_running else 'took too long'} {what}")
+            if not app.is_running:
+                raise RuntimeError(f"the app stopped {what}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app took too long {what}")
 
         async def reply_started() -> Any:
             deadline = time.monotonic() + REPLY_TIMEOUT_S

@@ -186,9 +186,9 @@ class ChipView(ScrollView, can_focus=True):
             self.virtual_size = size  # this view's own height follows it: the screen lays out again
             return
         # Only the scroll range changed. Textual's virtual_size asks for a layout, which reflows and repaints
-        # the whole screen (about 30 ms here) for every line a streaming reply adds: most of the UI's CPU
-        # while a reply streams, taken from the decode loop on a small machine. The scrollbars' range is all
-        # that depends on it (a scrollbar that appears or goes still lays the screen out).
+        # the whole screen (15 to 20 ms here) for every line a streaming reply adds: UI time that a small
+        # machine takes from the decode loop. The scrollbars' range is all that depends on it (a scrollbar
+        # that appears or goes still lays the screen out).
         self.set_reactive(ChipView.virtual_size, size)
         self._scroll_update(size)
         self.refresh()
