@@ -201,8 +201,9 @@ class TokenizerView:
         return data
 
     def _piece_bytes(self, piece: str, token_id: int) -> bytes:
+        # Pieces come from the tokenizers library (Rust strings): always valid Unicode, so encode() cannot fail.
         if token_id in self.added_ids:
-            return piece.encode("utf-8", errors="surrogatepass")
+            return piece.encode()
         if self.family == "byte-level BPE" and all(c in BYTE_DECODER for c in piece):
             return bytes(BYTE_DECODER[c] for c in piece)
         if self.family == "SentencePiece":
@@ -212,7 +213,7 @@ class TokenizerView:
             return piece.replace("▁", " ").encode()
         if self.family == "WordPiece" and piece.startswith("##"):
             return piece[2:].encode()
-        return piece.encode("utf-8", errors="surrogatepass")
+        return piece.encode()
 
     def display(self, token_id: int) -> str:
         """A token for humans: special tokens as they are, others from their true bytes."""

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llmtui.core import tokens
 from llmtui.core.errors import InvalidValue
 from llmtui.core.tokens import TokenizerView, show_bytes
 
@@ -19,7 +20,10 @@ def hf():
     }
 
 
-@pytest.fixture(scope="module")
+# Views are built in each test, not shared (the tokenizers under them are): a view's tables are filled as it
+# is used, and each test must see what a fresh view does; and mutation testing maps each test to the code
+# it runs (a view built once would be counted to the first test alone).
+@pytest.fixture
 def views(hf):
     return {family: TokenizerView(tokenizer, family) for family, tokenizer in hf.items()}
 
@@ -128,12 +132,25 @@ def test_special_tokens_are_marked_and_listed(views):
     assert (1, "<|im_start|>") in view.special_tokens()
 
 
+@pytest.mark.parametrize("family", ["byte-level BPE", "SentencePiece", "WordPiece"])
+def test_view_knows_its_family_and_whole_vocabulary(views, hf, family):
+    """The family decides how pieces become bytes; the size counts added tokens, as len() does."""
+    view = views[family]
+    assert view.family == family
+    assert view.size == len(hf[family])
+    assert view.name == family
+    last = view.size - 1  # an added token: beyond the model's own vocabulary
+    assert view.from_ids([last]).ids == [last]
+    assert view.search(f"{last}") == ([last], 1)
+
+
 def test_counts(views):
     result = views["byte-level BPE"].tokenize("你好 world")
     assert result.chars == 8 and result.bytes == 12
     assert result.chars_per_token == pytest.approx(8 / result.count)
     d = result.to_dict()
     assert set(d) == {"tokenizer", "count", "chars", "bytes", "tokens"}
+    assert (d["tokenizer"], d["count"], d["chars"], d["bytes"]) == ("byte-level BPE", result.count, 8, 12)
     assert set(d["tokens"][0]) == {"index", "token_id", "piece", "display", "start", "end", "special"}
 
 
@@ -161,9 +178,160 @@ def test_vocabulary_search(views):
         view.search("(", regex=True)
 
 
+def test_byte_level_table_is_gpt2s():
+    """Every byte-level piece's true bytes come from this table: it must invert GPT-2's bytes_to_unicode
+    (as transformers writes it) for all 256 bytes. Built afresh here: the module's copy is made at import."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    reference = {char: byte for byte, char in bytes_to_unicode().items()}
+    assert tokens._byte_decoder() == reference
+    assert reference == tokens.BYTE_DECODER
+
+
+@pytest.fixture
+def tiny_bpe():
+    """A byte-level BPE with a vocabulary small enough to count its cuts by hand: the 256 bytes, "aa",
+    "ab", "##" (WordPiece's continuation mark, here two bytes like any other), and added tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=lambda c: tokens.BYTE_DECODER[c])
+    vocab = {c: i for i, c in enumerate(alphabet)} | {"aa": 256, "ab": 257, "##": 258}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[("a", "a"), ("a", "b"), ("#", "#")]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken("<x>", special=True)])  # id 259
+    tok.add_tokens([AddedToken("<Ġx>", special=False)])  # id 260: added, not special, and not bytes
+    return TokenizerView(tok, "tiny")
+
+
+SPECIAL, ADDED = 259, 260
+DRAGON = list("龍".encode())  # three byte tokens: ids 0 to 255 are the bytes
+
+
+def test_groups_join_the_tokens_of_one_character(tiny_bpe):
+    """Each token's group is the first token of its character; special tokens stand alone, and a stray
+    byte joins what the decoder gives out with it."""
+    a, b = ord("a"), ord("b")
+    ids = [a, *DRAGON, b, SPECIAL, *DRAGON]
+    assert tiny_bpe.groups(ids) == [0, 1, 1, 1, 4, 5, 6, 6, 6]
+    assert [t.group for t in tiny_bpe.from_ids(ids)] == [0, 1, 1, 1, 4, 5, 6, 6, 6]
+    assert tiny_bpe.groups([DRAGON[0], a, b]) == [0, 0, 2]  # a lead byte alone: "\ufffda" comes out at a
+
+
+def test_from_ids_offsets_point_into_the_decoded_text(tiny_bpe):
+    result = tiny_bpe.from_ids([ord("a"), *DRAGON, ord("b"), SPECIAL])
+    assert result.text == "a龍b<x>"
+    assert result.offsets == [(0, 1), (1, 2), (1, 2), (1, 2), (2, 3), (3, 6)]
+    assert [t.index for t in result] == [0, 1, 2, 3, 4, 5]
+    assert result[-1].token_id == SPECIAL and result[-1].index == 5 and result[-4].token_id == DRAGON[1]
+    unfinished = tiny_bpe.from_ids([ord("a"), DRAGON[0]])  # a character cut off: its token covers nothing
+    assert unfinished.text == "a" and unfinished.offsets == [(0, 1), (1, 1)]
+    stray = tiny_bpe.from_ids([0x80, ord("a")])  # not UTF-8: replaced, as a decoder does
+    assert stray.text == "\ufffda" and stray.offsets == [(0, 1), (1, 2)]
+    assert tiny_bpe.from_ids([0]).text == "\x00"
+    last = tiny_bpe.size - 1
+    with pytest.raises(InvalidValue, match=f"^id {last + 1} is out of range: the vocabulary has ids 0 to {last}$"):
+        tiny_bpe.from_ids([last + 1])
+
+
+def test_token_at_finds_the_token_of_every_character(tiny_bpe):
+    result = tiny_bpe.tokenize("aab 龍<x>b")
+    expected = [None] * (len(result.text) + 2)
+    for token in reversed(result):
+        for char in range(token.start, token.end):
+            expected[char] = token.index
+    assert [result.token_at(char) for char in range(-1, len(result.text) + 1)] == [None, *expected[:-1]]
+
+
+def test_added_tokens_are_their_own_text(tiny_bpe):
+    """An added token's bytes are its text, even where the family's rule would read it otherwise (Ġ is a
+    space to byte-level BPE); both kinds are listed, the special one marked."""
+    assert tiny_bpe.piece_bytes(ADDED) == "<Ġx>".encode()
+    assert tiny_bpe.display(ADDED) == "<Ġx>"
+    assert tiny_bpe.special_tokens() == [(SPECIAL, "<x>"), (ADDED, "<Ġx>")]
+    assert [t.special for t in tiny_bpe.tokenize("a<x><Ġx>")] == [False, True, False]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=6).map(lambda b: bytes(ord("ab#"[x % 3]) for x in b)), count=st.integers(0, 7))
+def test_ids_of_bytes_is_the_only_cut_there_is(tiny_bpe, data, count):
+    """Against every cut of the bytes into ``count`` ordinary tokens, counted by brute force."""
+    table = {tiny_bpe.piece_bytes(i): i for i in range(259)}
+
+    def cuts(rest: bytes, k: int) -> list[list[int]]:
+        if not rest or not k:
+            return [[]] if not rest and not k else []
+        return [
+            [table[rest[:j]], *tail]
+            for j in range(1, len(rest) + 1)
+            if rest[:j] in table
+            for tail in cuts(rest[j:], k - 1)
+        ]
+
+    found = cuts(data, count) if data and count else []
+    assert tiny_bpe.ids_of_bytes(data, count) == (found[0] if len(found) == 1 else None)
+
+
+def test_byte_level_pieces_keep_wordpieces_mark(tiny_bpe):
+    assert tiny_bpe.piece_bytes(258) == b"##" and tiny_bpe.display(258) == "##"
+
+
+def test_vocabulary_search_stops_at_the_last_id(tiny_bpe):
+    size = tiny_bpe.size
+    assert tiny_bpe.search(f"{size - 3}-{size + 10}") == ([size - 3, size - 2, size - 1], 3)
+    assert tiny_bpe.search(f"{size - 1}") == ([size - 1], 1)
+    assert tiny_bpe.search(f"{size}") == ([], 0)
+    literal, total = tiny_bpe.search("#")
+    assert literal == [ord("#"), 258] and total == 2
+    assert tiny_bpe.search(".")[0] == [ord(".")]  # a plain search: "." is a dot, not a pattern
+    assert len(tiny_bpe.search(".", regex=True)[0]) == min(1000, size)
+    assert tiny_bpe.search("#", limit=1) == ([ord("#")], 2)
+
+
+def test_wordpiece_continuation_pieces_are_their_text_without_the_mark(views):
+    view = views["WordPiece"]
+    continuations = [i for i, piece in enumerate(view.pieces) if piece.startswith("##") and len(piece) > 2]
+    assert continuations  # the tiny vocabulary has them
+    for i in continuations:
+        assert view.piece_bytes(i) == view.pieces[i][2:].encode()
+        assert view.display(i) == view.pieces[i][2:]
+
+
+def test_other_tokenizers_are_read_as_their_pieces():
+    """A tokenizer of no family llmtui knows (a word-level one): its pieces are their own text, a "##"
+    (WordPiece's mark) included."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2, "##x": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    view = TokenizerView(tok, "word-level")
+    assert view.family == "other"
+    assert [view.piece_bytes(i) for i in view.tokenize("hello world ##x").ids] == [b"hello", b"world", b"##x"]
+
+
+def test_ids_of_bytes_finds_the_one_cut(tiny_bpe):
+    """A character a server streamed as its last token only: its tokens are known when exactly one cut of
+    its bytes into that many tokens exists (added tokens are never part of a character)."""
+    a, b, aa, ab = ord("a"), ord("b"), 256, 257  # ids 0 to 255 are the bytes, in order
+    assert tiny_bpe.ids_of_bytes(b"ab", 1) == [ab]
+    assert tiny_bpe.ids_of_bytes(b"ab", 2) == [a, b]
+    assert tiny_bpe.ids_of_bytes(b"aab", 2) is None  # aa+b or a+ab
+    assert tiny_bpe.ids_of_bytes(b"aab", 3) == [a, a, b]
+    assert tiny_bpe.ids_of_bytes(b"baa", 2) == [b, aa]
+    dragon = "龍".encode()
+    assert tiny_bpe.ids_of_bytes(dragon, 3) == list(dragon)
+    assert tiny_bpe.ids_of_bytes(dragon, 2) is None  # no token of two of its bytes
+    assert tiny_bpe.ids_of_bytes(dragon, 4) is None
+    assert tiny_bpe.ids_of_bytes(b"<x>", 1) is None  # the added token's text is not its bytes
+    assert tiny_bpe.ids_of_bytes(b"<x>", 3) == list(b"<x>")
+    assert tiny_bpe.ids_of_bytes(b"ab", 0) is None
+    assert tiny_bpe.ids_of_bytes(b"", 1) is None
+
+
 def test_show_bytes_escapes_controls():
     assert show_bytes(b"\x1b]0;x\x07") == "\\x1b]0;x\\x07"
     assert show_bytes(b"a \xe4") == "a·‹E4›"
+    assert show_bytes(b"\x80\xff") == "‹80›‹FF›"  # the first and the last byte no character starts with
 
 
 @pytest.mark.model
@@ -183,10 +351,9 @@ def test_default_tokenizer_file_matches_the_models_tokenizer(default_loaded, tex
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """Every kind of tokenizer, saved as files; and, per kind, what transformers' AutoTokenizer reads from
-    them (the ids the model receives), llmtui's view of tokenizer.json as `llmtui tokenize` and the workstation
-    read it, and its view of the engine's own tokenizer (loaded as the engine loads it), as the server uses it."""
+def saved_tokenizers(tmp_path_factory):
+    """Every kind of tokenizer, saved as files, and read from them three ways: by transformers'
+    AutoTokenizer, as llmtui reads tokenizer.json, and as the engine loads its own tokenizer."""
     from transformers import AutoTokenizer
 
     from llmtui.engine.specs import load_tokenizer, load_transformers_tokenizer
@@ -195,10 +362,21 @@ def saved(tmp_path_factory):
     return {
         kind: (
             AutoTokenizer.from_pretrained(path),
-            TokenizerView(load_tokenizer(str(path)), kind),
-            TokenizerView(load_transformers_tokenizer(path, kind, trust_remote_code=False), kind),
+            load_tokenizer(str(path)),
+            load_transformers_tokenizer(path, kind, trust_remote_code=False),
         )
         for kind, path in paths.items()
+    }
+
+
+@pytest.fixture
+def saved(saved_tokenizers):
+    """Per kind: what AutoTokenizer reads from the files (the ids the model receives), llmtui's view of
+    tokenizer.json as `llmtui tokenize` and the workstation read it, and its view of the engine's own
+    tokenizer, as the server uses it (views built per test, as above)."""
+    return {
+        kind: (auto, TokenizerView(from_file, kind), TokenizerView(engines, kind))
+        for kind, (auto, from_file, engines) in saved_tokenizers.items()
     }
 
 
