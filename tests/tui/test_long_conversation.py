@@ -200,3 +200,28 @@ async def test_paging_gives_views_leaving_the_window_the_turns_entering_it(priva
                 assert view.has_class(view.turn.role) and not view.has_class(*{"user", "assistant"} - {view.turn.role})
         assert len(built) <= 8, built  # a window holding more messages than before needs more views
         assert app.focused is focused and focused.turn is conversation.turns[focused.index]
+
+
+async def test_a_message_resized_by_a_layout_asks_for_no_second_one(private_dirs, monkeypatch):
+    # Widget.virtual_size is a layout reactive: a message the screen's layout gave a new size asked for a
+    # layout again, so each page or grown reply cost two layouts of the whole screen. Nothing scrolls inside
+    # a message, so its virtual size changes with no layout.
+    store = ConversationStore(private_dirs / "data" / "conversations")
+    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(40))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: shown(app, 39), timeout=30)
+        await pilot.pause(0.3)
+        view = next(v for v in app.query(MessageView) if v.index == 39)
+        requested: list[int] = []
+        refresh = MessageView.refresh
+
+        def counted(self, *regions, layout=False, **kwargs):
+            if layout:
+                requested.append(self.size.height)
+            return refresh(self, *regions, layout=layout, **kwargs)
+
+        monkeypatch.setattr(MessageView, "refresh", counted)
+        view.show_turn(39, Turn("assistant", [Version("a reply, now much longer " * 40)]))
+        await pilot.pause(0.3)
+        assert view.size.height > requested[0]  # the layout show_turn asked for made it taller
+        assert len(requested) == 1, requested  # and the resize that layout made asked for none

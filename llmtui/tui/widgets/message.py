@@ -18,6 +18,7 @@ from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.theme import Theme
 from textual.widget import Widget
@@ -54,6 +55,11 @@ class MessageView(Widget, can_focus=True):
         Binding("left,alt+left", "act('version', -1)", "Prev version"),
         Binding("right,alt+right", "act('version', 1)", "Next version"),
     ]
+
+    # Nothing scrolls inside a message, so its virtual size is only its size. Widget's own reactive lays the
+    # whole screen out again when it changes: each layout that resized messages (a page of them shown, a
+    # reply grown by a line) asked for a second one.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
     class Resized(Message):
         """Its height may have changed (its text was drawn, a reply grew): the pane measures it again."""
