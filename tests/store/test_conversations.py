@@ -237,6 +237,23 @@ def test_listing_and_searching_many_conversations(store):
     assert [h.id for h in hits] == ["c00424"]
 
 
+def test_files_changed_or_removed_by_others_leave_the_index(store):
+    """The index follows the files: one another process removed is no longer listed or found, one it
+    rewrote is listed as it is now, and a conversation with no turns has an empty preview."""
+    kept, gone, empty = _conversation("kept here"), _conversation("removed elsewhere"), Conversation(title="empty")
+    for c in (kept, gone, empty):
+        store.save(c)
+    assert {s.title for s in store.list()[0]} == {"kept here", "removed elsewhere", "empty"}
+    assert next(s for s in store.list()[0] if s.title == "empty").preview == ""
+    store.path(gone.id).unlink()
+    rewritten = json.loads(store.path(kept.id).read_text())
+    rewritten["title"] = "renamed elsewhere"
+    store.path(kept.id).write_text(json.dumps(rewritten) + "\n")
+    assert sorted(s.title for s in store.list()[0]) == ["empty", "renamed elsewhere"]
+    assert store.list("removed")[0] == []
+    assert [s.title for s in store.list("renamed")[0]] == ["renamed elsewhere"]
+
+
 def test_openai_import_and_export():
     c = from_openai(
         {
