@@ -32,12 +32,21 @@ POLL_SECONDS = 0.1
 ERROR_PREFIX = "llmtui: error: "
 
 
+# A Unix socket's path has room for 103 bytes on macOS, 107 on Linux; an engine's is its directory's base
+# plus this.
+SOCKET_PATH_MAX = 103
+ENGINE_SOCKET = "llmtui-engine-xxxxxxxx/engine.sock"
+
+
 def runtime_base() -> Path:
-    """Where engine directories go: the user's runtime dir (/run/user/UID) when there is one, else the temp dir."""
+    """Where engine directories go: the user's runtime dir (/run/user/UID) when there is one, else the temp
+    dir; /tmp when an engine's socket path under those would be too long to listen on."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir() and os.access(runtime, os.W_OK):
-        return Path(runtime)
-    return Path(tempfile.gettempdir())
+    bases = [Path(runtime)] if runtime else []
+    bases += [Path(tempfile.gettempdir()), Path("/tmp")]
+    usable = [base for base in bases if base.is_dir() and os.access(base, os.W_OK)] or bases
+    fits = (base for base in usable if len(os.fsencode(base / ENGINE_SOCKET)) <= SOCKET_PATH_MAX)
+    return next(fits, usable[0])  # none fits: listening says so, naming the path
 
 
 class EngineProcess(ClientBackend):

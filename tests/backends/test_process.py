@@ -6,9 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import torch
 from builders import gone
 
 from llmtui.backends.local import LocalBackend
@@ -22,10 +25,14 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 @pytest.fixture(scope="module")
 def engine_process(tiny_long_model_dir):
+    # On as many threads as torch has here (under xdist, a share of the cores: see conftest.py): the plain
+    # pass cuts its matrices by the thread count, and every bit is to match the engine in this process.
     progress: list[tuple[float, str]] = []
-    backend = start_engine_process(
-        ModelOptions(str(tiny_long_model_dir), device="cpu"), lambda f, w: progress.append((f, w))
-    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+        backend = start_engine_process(
+            ModelOptions(str(tiny_long_model_dir), device="cpu"), lambda f, w: progress.append((f, w))
+        )
     backend.progress_seen = progress
     yield backend
     backend.close()
@@ -86,6 +93,22 @@ def test_a_failed_load_is_one_sentence_from_the_engine(tmp_path, monkeypatch):
         start_engine_process(ModelOptions(str(tmp_path / "nope"), device="cpu"), lambda f, w: None)
     assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
     assert set(runtime_base().glob("llmtui-engine-*")) <= before  # its private directory went with it
+
+
+def test_the_engine_socket_goes_where_its_path_fits(tmp_path, monkeypatch):
+    """A runtime or temp dir deep enough that the socket's path would not fit a Unix socket (a test's
+    temp dir, a long TMPDIR) is passed over for /tmp, so that the engine can listen."""
+    deep = tmp_path / ("d" * 80)
+    deep.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    assert runtime_base() == Path("/tmp")
+    short = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(short))
+        assert runtime_base() == short  # a runtime dir it fits in comes first
+    finally:
+        short.rmdir()
 
 
 def test_an_engine_killed_mid_reply_ends_the_reply_with_the_reason_and_keeps_its_tokens(tiny_long_model_dir):

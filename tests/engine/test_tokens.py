@@ -204,7 +204,7 @@ def tiny_bpe():
     return TokenizerView(tok, "tiny")
 
 
-SPECIAL, ADDED = 259, 260
+MARK, SPECIAL, ADDED = 258, 259, 260  # "##", and the added tokens
 DRAGON = list("龍".encode())  # three byte tokens: ids 0 to 255 are the bytes
 
 
@@ -256,7 +256,7 @@ def test_added_tokens_are_their_own_text(tiny_bpe):
 @given(data=st.binary(max_size=6).map(lambda b: bytes(ord("ab#"[x % 3]) for x in b)), count=st.integers(0, 7))
 def test_ids_of_bytes_is_the_only_cut_there_is(tiny_bpe, data, count):
     """Against every cut of the bytes into ``count`` ordinary tokens, counted by brute force."""
-    table = {tiny_bpe.piece_bytes(i): i for i in range(259)}
+    table = {tiny_bpe.piece_bytes(i): i for i in range(SPECIAL)}  # the ordinary tokens
 
     def cuts(rest: bytes, k: int) -> list[list[int]]:
         if not rest or not k:
@@ -273,7 +273,7 @@ def test_ids_of_bytes_is_the_only_cut_there_is(tiny_bpe, data, count):
 
 
 def test_byte_level_pieces_keep_wordpieces_mark(tiny_bpe):
-    assert tiny_bpe.piece_bytes(258) == b"##" and tiny_bpe.display(258) == "##"
+    assert tiny_bpe.piece_bytes(MARK) == b"##" and tiny_bpe.display(MARK) == "##"
 
 
 def test_vocabulary_search_stops_at_the_last_id(tiny_bpe):
@@ -282,7 +282,7 @@ def test_vocabulary_search_stops_at_the_last_id(tiny_bpe):
     assert tiny_bpe.search(f"{size - 1}") == ([size - 1], 1)
     assert tiny_bpe.search(f"{size}") == ([], 0)
     literal, total = tiny_bpe.search("#")
-    assert literal == [ord("#"), 258] and total == 2
+    assert literal == [ord("#"), MARK] and total == 2
     assert tiny_bpe.search(".")[0] == [ord(".")]  # a plain search: "." is a dot, not a pattern
     assert len(tiny_bpe.search(".", regex=True)[0]) == min(1000, size)
     assert tiny_bpe.search("#", limit=1) == ([ord("#")], 2)
@@ -331,7 +331,7 @@ def test_ids_of_bytes_finds_the_one_cut(tiny_bpe):
 def test_show_bytes_escapes_controls():
     assert show_bytes(b"\x1b]0;x\x07") == "\\x1b]0;x\\x07"
     assert show_bytes(b"a \xe4") == "a·‹E4›"
-    assert show_bytes(b"\x80\xff") == "‹80›‹FF›"  # the first and the last byte no character starts with
+    assert show_bytes(b"\x80\xff") == "‹80›‹FF›"  # the two ends of the bytes shown as ‹XX›
 
 
 @pytest.mark.model
