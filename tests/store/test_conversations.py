@@ -174,6 +174,25 @@ def test_a_revision_is_found_in_any_layout(store):
     assert store.save(c).forked
 
 
+def test_a_revision_read_whole_is_the_files_own(store):
+    """Read whole (another tool's layout), the file's own revision counts as it would in llmtui's: the same
+    as ours is ours to write over, none means revision 0, and one that is no number (or a file that is no
+    conversation) is saved over, as a repair."""
+    c = _conversation()
+    path = store.save(c).path
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(reversed(data.items()))))  # one line, the revision after the turns
+    c.add_user("mine")
+    assert not store.save(c).forked
+    for stranger in ('{"id": "x", "revision": true}', '{"id": "x", "revision": "9"}', "[1, 2]"):
+        path.write_text(stranger)
+        c.add_user("again")
+        assert not store.save(c).forked, stranger
+    fresh = Conversation(id=c.id, title="fresh")  # revision 0, never saved
+    path.write_text(json.dumps({"id": c.id, "title": "no revision"}))
+    assert not store.save(fresh).forked
+
+
 def test_an_unchanged_conversation_is_never_written(store):
     """Saving what was read (or last written) leaves the file untouched, bytes and mtime, and takes no
     revision: a second instance that only looked does not fork the first one's later save."""
@@ -205,10 +224,26 @@ def test_delete_restore_rename_duplicate(store):
     assert c not in [s.id for s in store.list()[0]]
     store.restore(c)
     assert c in [s.id for s in store.list()[0]]
+    with pytest.raises(StoreError, match=r"^no conversation gone-1$"):
+        store.delete("gone-1")
     with pytest.raises(InvalidValue):
         store.rename(c, "  ")
     with pytest.raises(StoreError):
         store.path("../etc/passwd")
+
+
+def test_search_takes_quotes_and_wildcards_as_text(store):
+    """Quotes, %, _ and backslashes are searched for as themselves, in short queries and long; a limit
+    lists the newest that many."""
+    for title in ('say "hi"', "100% sure", "a_b", "c\\d", "plain"):
+        store.save(_conversation(title))
+    assert [s.title for s in store.list('say "hi"')[0]] == ['say "hi"']
+    assert [s.title for s in store.list('"hi')[0]] == ['say "hi"']
+    assert [s.title for s in store.list('"h')[0]] == ['say "hi"']
+    assert [s.title for s in store.list("%")[0]] == ["100% sure"]
+    assert [s.title for s in store.list("_")[0]] == ["a_b"]
+    assert [s.title for s in store.list("\\")[0]] == ["c\\d"]
+    assert [s.title for s in store.list(limit=2)[0]] == ["plain", "c\\d"]
 
 
 def test_search_titles_and_messages_in_any_script(store):
