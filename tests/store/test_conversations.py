@@ -226,10 +226,22 @@ def test_delete_restore_rename_duplicate(store):
     assert c in [s.id for s in store.list()[0]]
     with pytest.raises(StoreError, match=r"^no conversation gone-1$"):
         store.delete("gone-1")
-    with pytest.raises(InvalidValue):
+    with pytest.raises(StoreError, match=f"^{c} is not in the trash$"):
+        store.restore(c)
+    with pytest.raises(InvalidValue, match=r"^a title cannot be empty$"):
         store.rename(c, "  ")
     with pytest.raises(StoreError):
         store.path("../etc/passwd")
+
+
+def test_only_conversation_files_are_listed(store):
+    """Files that are not conversations (another extension, hidden ones such as the lock files) are
+    neither listed nor reported."""
+    store.save(_conversation("the only one"))
+    (store.root / "notes.txt").write_text("not a conversation")
+    (store.root / ".draft.json").write_text("{")
+    summaries, problems = store.list()
+    assert [s.title for s in summaries] == ["the only one"] and problems == []
 
 
 def test_search_takes_quotes_and_wildcards_as_text(store):
