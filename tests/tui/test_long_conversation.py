@@ -3,6 +3,10 @@ here; bench/conversation.py opens 10,000)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from textual.pilot import Pilot
 from textual.widgets import Markdown
 
 from llmtui.core.conversation import Conversation, Turn, Version
@@ -38,12 +42,21 @@ def no_model(options, progress):
     raise LlmtuiError("no model in this test")
 
 
-async def test_a_long_conversation_opens_at_once_and_scrolls_end_to_end(private_dirs):
-    conversation = long_conversation()
+@contextlib.asynccontextmanager
+async def opened(
+    private_dirs, conversation: Conversation, timeout: float = 30
+) -> AsyncIterator[tuple[LlmtuiApp, Pilot]]:
+    """The workstation (no model) with ``conversation`` open, once its last message is on screen."""
     store = ConversationStore(private_dirs / "data" / "conversations")
     app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, MESSAGES - 1), timeout=30)
+        await wait_for(pilot, lambda: shown(app, len(conversation.turns) - 1), timeout=timeout)
+        yield app, pilot
+
+
+async def test_a_long_conversation_opens_at_once_and_scrolls_end_to_end(private_dirs):
+    conversation = long_conversation()
+    async with opened(private_dirs, conversation) as (app, pilot):
         pane = app.query_one(ConversationView)
         assert len(app.query(MessageView)) <= MOUNTED_AT_MOST
         await pilot.press("shift+tab")  # from the composer to the last message
@@ -82,10 +95,7 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
         return render(app, text, markdown, width)
 
     monkeypatch.setattr(message_module, "render_written", counted)
-    store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(400))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, 399), timeout=30)
+    async with opened(private_dirs, long_conversation(400)) as (app, pilot):
         pane = app.query_one(ConversationView)
         assert not pane.query(Markdown) and all(view.written for view in pane.query(MessageView))
         for key in ("home", "end", "home", "end"):
@@ -100,10 +110,7 @@ async def test_a_window_update_between_a_message_sent_and_its_item_finds_the_tur
     # Sending appends the user's turn to the conversation at once and extends the pane after the next
     # refresh: a window update in between must see the pane's turns, not the conversation's (it raised
     # on the new turn, which had no item yet, and took the app down: the benchmark then hung).
-    store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(30))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, 29), timeout=10)
+    async with opened(private_dirs, long_conversation(30), timeout=10) as (app, pilot):
         pane = app.query_one(ConversationView)
         app.conversation.add_user("one more")
         pane._update_window()
@@ -145,10 +152,7 @@ async def test_building_the_page_above_moves_nothing_on_screen(private_dirs, mon
         pane.call_after_refresh(lambda: snapshots.append((before, on_screen(pane))))
 
     monkeypatch.setattr(ConversationView, "_prefetch", watched)
-    store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(start_backend=no_model, store=store, conversation=markdown_conversation(600))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+    async with opened(private_dirs, markdown_conversation(600)) as (app, pilot):
         pane = app.query_one(ConversationView)
         pane.focus()
         await pilot.pause(0.3)
@@ -177,10 +181,7 @@ async def test_paging_gives_views_leaving_the_window_the_turns_entering_it(priva
 
     monkeypatch.setattr(MessageView, "__init__", counted)
     conversation = markdown_conversation(600)
-    store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(start_backend=no_model, store=store, conversation=conversation)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, 599), timeout=30)
+    async with opened(private_dirs, conversation) as (app, pilot):
         pane = app.query_one(ConversationView)
         pane.focus()
         for _ in range(3):
@@ -206,10 +207,7 @@ async def test_a_message_resized_by_a_layout_asks_for_no_second_one(private_dirs
     # Widget.virtual_size is a layout reactive: a message the screen's layout gave a new size asked for a
     # layout again, so each page or grown reply cost two layouts of the whole screen. Nothing scrolls inside
     # a message, so its virtual size changes with no layout.
-    store = ConversationStore(private_dirs / "data" / "conversations")
-    app = LlmtuiApp(start_backend=no_model, store=store, conversation=long_conversation(40))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: shown(app, 39), timeout=30)
+    async with opened(private_dirs, long_conversation(40)) as (app, pilot):
         await pilot.pause(0.3)
         view = next(v for v in app.query(MessageView) if v.index == 39)
         requested: list[int] = []
