@@ -100,24 +100,8 @@ def run(args: argparse.Namespace) -> list[Figure]:
             extra={"appends": render.appends, "unshown_at_100_and_10000": unshown},
         )
     )
-    same = work.token_ids == work.alone_token_ids
-    figures.append(
-        Figure(
-            "decode rate inside the app",
-            max(work.rates),
-            "tok/s",
-            "engine alone, its own process",
-            max(work.alone_rates),
-            target=Target("≥ 0.95, same tokens", lambda f: f.ratio >= 0.95 and same),
-            extra={
-                "same_tokens": same,
-                "new_tokens": params.max_new_tokens,
-                "rates": work.rates,
-                "alone_rates": work.alone_rates,
-                "start_backend": start_backend,
-            },
-        )
-    )
+    extra = {"new_tokens": params.max_new_tokens, "start_backend": start_backend}
+    figures.append(_decoded("decode rate inside the app", "engine alone, its own process", work, extra))
     spare = _cores() - 1
     if spare and not args.quick:
         # Again with the engine on a core fewer than the machine has, alone and in the app: the UI then has a
@@ -125,18 +109,8 @@ def run(args: argparse.Namespace) -> list[Figure]:
         # gap is left is the split's own cost (the socket, the client), not a contest for cores.
         with _engine_threads(spare), EngineAlone(options.to_dict(), params.to_dict()) as alone:
             own = asyncio.run(_workstation(options, starter(start_backend), params, repeat, 0, alone))
-        same_own = own.token_ids == own.alone_token_ids
-        figures.append(
-            Figure(
-                f"decode rate inside the app, the UI on a core of its own (engine on {spare} of {spare + 1})",
-                max(own.rates),
-                "tok/s",
-                f"engine alone, its own process, on {spare}",
-                max(own.alone_rates),
-                target=Target("≥ 0.95, same tokens", lambda f: f.ratio >= 0.95 and same_own),
-                extra={"same_tokens": same_own, "rates": own.rates, "alone_rates": own.alone_rates},
-            )
-        )
+        name = f"decode rate inside the app, the UI on a core of its own (engine on {spare} of {spare + 1})"
+        figures.append(_decoded(name, f"engine alone, its own process, on {spare}", own, extra))
     process, thread = cores(work.cpu)
     figures.append(
         Figure(
@@ -156,6 +130,20 @@ def run(args: argparse.Namespace) -> list[Figure]:
     )
     figures.append(Figure("  of which the UI's event-loop thread", thread, "cores", "", 0.0, False))
     return figures
+
+
+def _decoded(name: str, baseline: str, work: Workstation, extra: dict[str, Any]) -> Figure:
+    """The app's best decode rate against the engine alone's, both on the same greedy tokens."""
+    same = work.token_ids == work.alone_token_ids
+    return Figure(
+        name,
+        max(work.rates),
+        "tok/s",
+        baseline,
+        max(work.alone_rates),
+        target=Target("≥ 0.95, same tokens", lambda f: f.ratio >= 0.95 and same),
+        extra={"same_tokens": same, "rates": work.rates, "alone_rates": work.alone_rates, **extra},
+    )
 
 
 @contextmanager
