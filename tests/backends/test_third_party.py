@@ -61,7 +61,10 @@ def running(
     try:
         deadline = time.monotonic() + within
         while True:
-            assert proc.poll() is None, f"{command[0]} exited: {log.read_text(errors='replace')[-2000:]}"
+            if (code := proc.poll()) is not None:
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+                # SIGILL: a build for another CPU (the Makefile's LLAMA_CPP_CMAKE_ARGS say why it is not native).
+                pytest.fail(f"{command[0]} {how}: {log.read_text(errors='replace')[-2000:]}")
             assert time.monotonic() < deadline, f"{command[0]} not healthy in {within:g} s"
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:

@@ -24,6 +24,7 @@ from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import EngineUnavailable, InvalidValue, LlmtuiError
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.wire import EXTENSION
+from tests.conftest import LONG_REPLY
 from tests.server.conftest import ThreadServer
 from tests.server.fake import CALLS, fake_app, serve_app
 
@@ -276,7 +277,7 @@ def test_a_real_server_killed_mid_reply_ends_it_with_the_reason_and_keeps_its_to
             except LlmtuiError:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.2)
-        reply = backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=20_000))
+        reply = backend.generate(backend.render(MESSAGES), SamplingParams(max_new_tokens=LONG_REPLY))
         with pytest.raises(EngineUnavailable, match="closed the connection before the reply was complete"):
             for event in reply:
                 if event.index == 5:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
+from textual.command import CommandList, CommandPalette
 
 from llmtui.backends.local import LocalBackend
 from llmtui.core.conversation import Conversation, Turn, Version
@@ -20,6 +22,31 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
         waited += 0.05
         if waited > timeout:
             raise AssertionError("timed out waiting")
+
+
+async def run_command(pilot, name: str) -> float:
+    """A palette command run as a user runs it: ctrl+p, its name, then down to it and enter once the
+    palette has gathered its hits (it gathers them in the background and sorts each batch afresh, so an
+    enter before then runs nothing or another hit). Returns the monotonic time of that enter."""
+    await pilot.press("ctrl+p", *name)
+    gathering = CommandPalette._GATHER_COMMANDS_GROUP
+
+    def listed() -> list[str]:
+        screen = pilot.app.screen
+        if not isinstance(screen, CommandPalette):
+            return []
+        if any(w.group == gathering and not w.is_finished for w in pilot.app.workers):
+            return []
+        hits = screen.query_one(CommandList)
+        return [str(hits.get_option_at_index(i).prompt).partition("\n")[0] for i in range(hits.option_count)]
+
+    await wait_for(pilot, lambda: name in listed())
+    index = listed().index(name)
+    await pilot.press(*["down"] * index)
+    assert pilot.app.screen.query_one(CommandList).highlighted == index
+    entered = time.monotonic()
+    await pilot.press("enter")
+    return entered
 
 
 async def wait_ready(pilot) -> None:

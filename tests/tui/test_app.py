@@ -14,6 +14,7 @@ from llmtui.tui.widgets.inspector import Inspector
 from llmtui.tui.widgets.message import MessageView, SystemPromptView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
+from tests.conftest import LONG_REPLY
 from tests.tui.conftest import wait_for, wait_idle, wait_ready
 
 
@@ -55,7 +56,7 @@ async def test_typing_newlines_and_token_count(make_app):
 
 
 async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
-    app = make_app(str(tiny_long_model_dir), max_new_tokens=4000)
+    app = make_app(str(tiny_long_model_dir), max_new_tokens=LONG_REPLY)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
         await send(pilot, "Hello")
@@ -69,7 +70,7 @@ async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
         version = app.conversation.turns[-1].version
         assert markdown.source == escape_controls(version.content)
         assert version.stats.stop_reason == "stopped"
-        assert version.partial and 0 < len(version.events) < 4000
+        assert version.partial and 0 < len(version.events) < LONG_REPLY
         assert version.content == "".join(e.text for e in version.events)
         assert app.status.state == "stopped"
         view = app.query_one("MessageView.assistant", MessageView)

@@ -14,6 +14,7 @@ from llmtui.tui.screens.history import HistoryScreen
 from llmtui.tui.screens.settings import SettingsScreen
 from llmtui.tui.widgets.conversation import Composer
 from llmtui.tui.workstation import BINDINGS
+from tests.conftest import LONG_REPLY
 from tests.tui.conftest import wait_for, wait_idle, wait_ready
 
 
@@ -42,7 +43,7 @@ async def test_every_advertised_binding_works_from_the_composer(make_app, tiny_l
             return app.conversation.turns[-1]
 
         async def stop() -> None:
-            await pilot.press(*"/set max_new_tokens 4000", "enter")
+            await pilot.press(*f"/set max_new_tokens {LONG_REPLY}", "enter")
             composer.focus()
             turns = len(app.conversation.turns)
             await pilot.press(*"Go on", "enter")

@@ -13,7 +13,8 @@ from llmtui.tui.widgets.conversation import Composer
 from llmtui.tui.widgets.message import MessageView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
-from tests.tui.conftest import wait_for, wait_idle, wait_ready
+from tests.conftest import LONG_REPLY
+from tests.tui.conftest import run_command, wait_for, wait_idle, wait_ready
 
 REFUSED = "A reply is being written; stop it with escape first."
 
@@ -35,7 +36,7 @@ async def test_every_action_waits_for_the_reply_in_flight(make_app, tiny_long_mo
     earlier = Conversation(title="earlier")
     earlier.add_user("Hi")
     earlier.turns.append(Turn("assistant", [Version("one"), Version("two")], current=1))
-    app = make_app(str(tiny_long_model_dir), max_new_tokens=4000, conversation=earlier)
+    app = make_app(str(tiny_long_model_dir), max_new_tokens=LONG_REPLY, conversation=earlier)
     notices = record_notices(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
@@ -88,9 +89,9 @@ async def test_replay_plays_a_reply_back_at_its_recorded_pace(make_app, recorded
         chips = app.query_one(TokenChips)
 
         async def replay(command: str) -> float:
-            await pilot.press("ctrl+p", *command, "enter")
+            started = await run_command(pilot, command)
             await wait_for(pilot, lambda: app.workstation.replies.replaying)
-            return time.monotonic()
+            return started
 
         started = await replay("Replay reply")
         await wait_for(pilot, lambda: len(chips.events) >= 5)
