@@ -310,8 +310,9 @@ class StreamedReply(ReplyState):
             if "error" in chunk:
                 error = chunk["error"]
                 said = error.get("message", error) if isinstance(error, dict) else error
+                when = " mid-reply" if self.events else ""  # servers send their headers before the prefill
                 raise GenerationError(
-                    f"{self.backend.where} failed mid-reply: "
+                    f"{self.backend.where} failed{when}: "
                     f"{self.backend.endpoint.redact(first_line(Exception(str(said))))}"
                 )
             for event in self.take(chunk):

@@ -156,6 +156,23 @@ class Tokenization(Sequence[Token]):
         }
 
 
+def _family(backend: Any) -> str:
+    """How a tokenizer writes bytes in its pieces, from its decoder and the kind of its model.
+
+    The decoder's own JSON (a few hundred bytes), not the model's repr, which holds the start of the
+    vocabulary: a word-level vocabulary with a ▁ in it is no SentencePiece."""
+    decoder = backend.decoder.__getstate__().decode() if backend.decoder is not None else ""
+    model = type(backend.model).__name__
+    if "ByteLevel" in decoder:
+        return "byte-level BPE"
+    if model == "WordPiece" or "WordPiece" in decoder:
+        return "WordPiece"
+    sentencepiece = "Metaspace" in decoder or "ByteFallback" in decoder or "▁" in decoder
+    if sentencepiece or model == "Unigram" or getattr(backend.model, "byte_fallback", False):
+        return "SentencePiece"
+    return "other"
+
+
 class TokenizerView:
     """A tokenizer seen by the inspector: pieces, true bytes, special tokens, search. Tables built once.
 
@@ -173,15 +190,7 @@ class TokenizerView:
         self.backend = backend
         self.name = name
         self.size = backend.get_vocab_size(with_added_tokens=True)
-        described = f"{backend.decoder!r} {backend.model!r}"
-        if "ByteLevel" in described:
-            self.family = "byte-level BPE"
-        elif "WordPiece" in described:
-            self.family = "WordPiece"
-        elif "Metaspace" in described or "ByteFallback" in described or "▁" in described:
-            self.family = "SentencePiece"
-        else:
-            self.family = "other"
+        self.family = _family(backend)
         added = backend.get_added_tokens_decoder()
         self.special_ids = frozenset(i for i, t in added.items() if t.special)
         self.added_ids = frozenset(added)

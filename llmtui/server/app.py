@@ -367,13 +367,17 @@ class Routes:
         log = request.scope[LOG_KEY]
         watcher = asyncio.create_task(_watch(request.receive, job))
         try:
+            if req.stream:
+                # The headers (and a chat stream's opening chunk) go out now, as vLLM sends them: the client
+                # has read them by the first token rather than parsing them after it. The request is valid
+                # by here; what fails from now on (out of memory in the prefill, the server shutting down)
+                # is an error event in the stream.
+                stream = self._stream(None, job, writer, watcher, log)
+                watcher = None  # the stream owns it now
+                return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
             first = await job.get()
             if first.kind in ("error", "gone"):
                 return self._failed(first)
-            if req.stream:
-                stream = self._stream(first, job, writer, watcher, log)
-                watcher = None  # the stream owns it now
-                return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
             return await self._gather(first, job, writer, log)
         finally:
             if watcher is not None:

@@ -32,7 +32,7 @@ class ModelCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 about = escape_controls(f"{server.url} · {server.model or 'the model it serves'}")
-                yield Hit(score, matcher.highlight(title), partial(workstation.connect_server, name), help=about)
+                yield Hit(score, matcher.highlight(title), partial(workstation.engine.connect_server, name), help=about)
         for entry in entries:
             # A spec is a directory name or a hub id from the disk: data, shown with its controls escaped.
             title = f"Switch model: {escape_controls(entry.spec)}"
@@ -41,7 +41,7 @@ class ModelCommands(Provider):
                 yield Hit(
                     score,
                     matcher.highlight(title),
-                    partial(workstation.switch_model, entry.spec),
+                    partial(workstation.engine.switch_model, entry.spec),
                     help=escape_controls(entry.architecture),
                 )
 

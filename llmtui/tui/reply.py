@@ -102,7 +102,7 @@ class ReplyController:
         conversation = self.ws.conversation
         conversation.add_user(text)
         if self.ws.backend is None:
-            self.ws.reply_when_ready = True
+            self.ws.engine.reply_when_ready = True
             self.ws.notify(f"{self._no_model()} Your message will be sent when it is ready.")
             self.ws.autosave()
             self.ws.call_after_refresh(self.ws.conversation_view.extend, conversation)
@@ -400,7 +400,7 @@ class ReplyController:
             self.ws.status.set(state="error", detail=error)
             self.ws.notify(error, title="Cannot reply", severity="error", timeout=10, markup=False)
         else:  # failed mid-reply: the engine is gone or broken; what it wrote is kept, marked partial
-            self.ws.engine_stopped(error)
+            self.ws.engine.stopped(error)
         self.ws.autosave()
         self.ws.inspect_prompt()
 

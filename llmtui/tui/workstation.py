@@ -1,5 +1,5 @@
-"""The workstation screen: composes the panes, runs the engine (start, restart, switch model), keeps the
-conversation, and routes what the panes ask for; a reply's lifecycle is the ReplyController's.
+"""The workstation screen: composes the panes, keeps the conversation, and routes what the panes ask for;
+the engine's lifecycle is the EngineController's, a reply's the ReplyController's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Tab, Tabs, TextArea
-from textual.worker import get_current_worker
 
 from llmtui.backends.base import Backend
 from llmtui.core.choices import ModelOptions
@@ -34,6 +33,7 @@ from llmtui.core.tokens import TokenizerView
 from llmtui.store.conversations import StoreError
 from llmtui.store.settings import save_settings
 from llmtui.tui.commands import ModelCommands
+from llmtui.tui.engine import EngineController
 from llmtui.tui.lens import LensController
 from llmtui.tui.reply import ReplyController
 from llmtui.tui.screens.edit import EditScreen
@@ -75,7 +75,7 @@ class Workstation(Screen[None]):
         self.backend: Backend | None = None  # once the model is ready
         self.params = params  # the user's sampling settings until the model's own defaults are known
         self.stream_turn: int | None = None  # the reply shown in the token stream and the sidebar
-        self.reply_when_ready = False  # a message was sent while the model was loading
+        self.engine = EngineController(self)
         self.replies = ReplyController(self)
         self.lens = LensController(self)
 
@@ -125,7 +125,7 @@ class Workstation(Screen[None]):
             self.call_after_refresh(self.show_conversation)
         self.status.set(model=self.options.model, state="loading", detail="starting")
         # After the first paint: the loader's imports (torch, transformers) would hold the GIL against it.
-        self.call_after_refresh(self.start_engine, self.options)
+        self.call_after_refresh(self.engine.start, self.options)
 
     @property
     def status(self) -> StatusBar:
@@ -169,118 +169,10 @@ class Workstation(Screen[None]):
         if message.tab.id:
             self._activate_pane(message.tab.id.removeprefix("tab-"))
 
-    # -- the engine -------------------------------------------------------------------------------------
-
-    def start_engine(self, options: ModelOptions) -> None:
-        """Start a backend for ``options``; the one running (if any) is closed first, off the UI thread."""
-        old, self.backend = self.backend, None
-        self.options = options
-        progress = self.query_one("#progress", ProgressBar)
-        progress.display = True
-        progress.update(progress=0)
-        self.status.set(model=options.model, state="loading", detail="starting")
-        self._load(options, old)
-
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load(self, options: ModelOptions, old: Backend | None) -> None:
-        call = self.app.call_from_thread
-        if old is not None:
-            with contextlib.suppress(Exception):  # a backend that is already dead may fail to close
-                old.close()
-
-        def progress(fraction: float, what: str) -> None:
-            call(self._load_progress, fraction, what)
-
-        try:
-            backend = self.llmtui.start_backend(options, progress)
-        except LlmtuiError as exc:
-            call(self._load_failed, str(exc))
-            return
-        except Exception as exc:
-            call(self._load_failed, f"unexpected error while loading {options.model}: {exc}")
-            return
-        if get_current_worker().is_cancelled:  # another start (a restart, a switch) replaced this one
-            backend.close()
-            return
-        call(self._engine_ready, backend)
-
-    def _load_progress(self, fraction: float, what: str) -> None:
-        self.query_one("#progress", ProgressBar).update(progress=fraction)
-        self.status.set(state="loading", detail=what)
-
-    def _load_failed(self, message: str) -> None:
-        self.query_one("#progress", ProgressBar).display = False
-        self.status.set(state="error", detail=message)
-        self.notify(message, title="Model failed to load", severity="error", timeout=10, markup=False)
-        self.note(f"Model failed to load: {message}")
-
-    def _engine_ready(self, backend: Backend) -> None:
-        self.backend = backend
-        view = backend.view
-        info = backend.info
-        self.params = backend.default_params(**self.settings.sampling.to_overrides())
-        self.query_one("#progress", ProgressBar).display = False
-        self.chips.display_piece = view.display if view is not None else None
-        self.sidebar.display_piece = view.display if view is not None else None
-        self.inspector.view = backend.inspector_view()
-        if view is None:
-            shown = self.inspector.view.name if self.inspector.view is not None else "no tokenizer"
-            self.note(
-                f"The tokenizer of {info.model.name} is not on this machine: the chips show the server's text, "
-                f"token counts are off, and the inspector shows {shown}."
-            )
-        self.status.set(
-            model=info.model.name,
-            device=info.device,
-            dtype=info.weights,
-            context_max=info.context_length,
-            state="ready",
-            detail="",
-        )
-        self.inspect_prompt()
-        self._update_token_count()
-        if self.stream_turn is not None:
-            self.show_stream(self.stream_turn)
-        if self.reply_when_ready:
-            self.reply_when_ready = False
-            self.call_after_refresh(self.replies.reply_at_end)
-
-    def engine_stopped(self, reason: str) -> None:
-        """A reply failed mid-way (the engine process died, a device fault): say so and how to recover."""
-        restart = self.key_of("restart")
-        self.status.set(state="error", detail=f"engine stopped: {reason} · {restart} restarts it")
-        self.notify(
-            f"{reason}\nThe reply so far is kept, marked partial. {restart} restarts the engine.",
-            title="Engine stopped",
-            severity="error",
-            timeout=10,
-            markup=False,
-        )
+    # -- the engine (tui/engine.py) ---------------------------------------------------------------------
 
     def action_restart_engine(self) -> None:
-        """Close the backend and start a new one with the same options; the conversation stays."""
-        if self.replies.can_act(needs_model=False):
-            self.start_engine(self.options)
-
-    def switch_model(self, spec: str) -> None:
-        """Load another model on this machine; the conversation stays as it is."""
-        if self.replies.can_act(needs_model=False):
-            self.llmtui.start_backend = self.llmtui.local_backend
-            self.start_engine(replace(self.options, model=spec))
-
-    def connect_server(self, name: str) -> None:
-        """Use a server named in the settings ([servers.NAME]); the conversation stays as it is."""
-        from llmtui.backends.http import Endpoint, check_url, plain_text_warning
-        from llmtui.backends.openai import starter
-
-        server = self.settings.servers.get(name)
-        if server is None or not self.replies.can_act(needs_model=False):
-            return
-        warning = plain_text_warning(server.url)
-        if warning:
-            self.notify(warning, severity="warning", markup=False)
-        self.llmtui.start_backend = starter(Endpoint(check_url(server.url), key=server.key), server.model)
-        self.start_engine(replace(self.options, model=server.model or name))
+        self.engine.restart()
 
     # -- the composer -----------------------------------------------------------------------------------
 
@@ -296,9 +188,9 @@ class Workstation(Screen[None]):
 
     @on(TextArea.Changed, "#composer")
     def _composer_changed(self) -> None:
-        self._update_token_count()
+        self.update_token_count()
 
-    def _update_token_count(self) -> None:
+    def update_token_count(self) -> None:
         composer = self.composer
         view = self.view
         if view is None:

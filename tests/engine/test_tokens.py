@@ -299,14 +299,16 @@ def test_wordpiece_continuation_pieces_are_their_text_without_the_mark(views):
 
 def test_other_tokenizers_are_read_as_their_pieces():
     """A tokenizer of no family llmtui knows (a word-level one): its pieces are their own text, a "##"
-    (WordPiece's mark) included."""
+    (WordPiece's mark) and a "▁" (SentencePiece's) in its vocabulary included."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2, "##x": 3}, unk_token="[UNK]"))
+    vocab = {"[UNK]": 0, "hello": 1, "world": 2, "##x": 3, "▁y": 4}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     view = TokenizerView(tok, "word-level")
     assert view.family == "other"
-    assert [view.piece_bytes(i) for i in view.tokenize("hello world ##x").ids] == [b"hello", b"world", b"##x"]
+    pieces = [view.piece_bytes(i) for i in view.tokenize("hello world ##x ▁y").ids]
+    assert pieces == [b"hello", b"world", b"##x", "▁y".encode()]
 
 
 def test_ids_of_bytes_finds_the_one_cut(tiny_bpe):

@@ -12,6 +12,9 @@ import time
 import httpx
 import pytest
 
+from llmtui.backends.http import Endpoint
+from llmtui.backends.openai import connect
+from llmtui.core.errors import GenerationError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
 from llmtui.server.protocol import token_text
@@ -27,6 +30,17 @@ def _in_process(backend, messages, n, **params):
     prompt = backend.render(messages, reserve=n)
     generation = backend.generate(prompt, backend.default_params(temperature=0.0, max_new_tokens=n, **params))
     return prompt, list(generation)
+
+
+def _client_error(served) -> str:
+    """What llmtui's own client says of a reply that fails."""
+    backend = connect(Endpoint(served.url, key=API_KEY))
+    try:
+        with pytest.raises(GenerationError) as caught:
+            list(backend.generate(backend.render(STORY), backend.default_params(max_new_tokens=20)))
+        return str(caught.value)
+    finally:
+        backend.close()
 
 
 def _timeless(event: TokenEvent) -> TokenEvent:
@@ -335,6 +349,8 @@ class _Failing:
 
         class Pass:
             def prefill(_, ids):
+                if self.after == 0:
+                    raise RuntimeError("CUDA error: an illegal memory access was encountered")
                 return inner.prefill(ids)
 
             def step(_, token):
@@ -346,6 +362,57 @@ class _Failing:
         return Pass()
 
 
+class _Held:
+    """A forward pass whose prefill waits until the test lets it go."""
+
+    def __init__(self, forward) -> None:
+        self.forward, self.started, self.go = forward, threading.Event(), threading.Event()
+        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
+
+    def begin(self, capacity):
+        inner, held = self.forward.begin(capacity), self
+
+        class Pass:
+            def prefill(_, ids):
+                held.started.set()
+                assert held.go.wait(30)
+                return inner.prefill(ids)
+
+            def step(_, token):
+                return inner.step(token)
+
+        return Pass()
+
+
+def test_a_stream_sends_its_headers_and_opening_before_the_prefill_ends(served, http, default_engine, monkeypatch):
+    """The client has parsed the response's start by the first token, not after it (vLLM's order)."""
+    held = _Held(default_engine.forward)
+    monkeypatch.setattr(default_engine, "forward", held)
+    with http.stream("POST", CHAT, json={"messages": QUESTION, "max_tokens": 3, "stream": True}) as response:
+        assert held.started.wait(30)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        payloads = _sse(response)
+        opening = next(payloads)
+        assert opening["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        assert not held.go.is_set()  # all this while the prefill is still held
+        held.go.set()
+        rest = list(payloads)
+    assert rest[-1] == "[DONE]" and sum("llmtui" in (p.get("choices") or [{}])[0] for p in rest[:-1]) == 3
+
+
+def test_a_failure_in_a_streams_prefill_is_an_sse_error_then_done(served, http, default_engine, monkeypatch):
+    monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=0))
+    with http.stream("POST", CHAT, json={"messages": STORY, "max_tokens": 20, "stream": True}) as response:
+        payloads = list(_sse(response))
+    assert response.status_code == 200 and payloads[-1] == "[DONE]"
+    error = payloads[-2]
+    assert "illegal memory access" in error["error"]["message"] and error["error"]["type"] == "server_error"
+    assert error["llmtui"]["stats"]["stop_reason"] == "error" and error["llmtui"]["stats"]["new_tokens"] == 0
+    assert f"at {served.url.removeprefix('http://')} failed: generation failed: CUDA error" in _client_error(served)
+    monkeypatch.undo()
+    assert http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2}).status_code == 200
+
+
 def test_an_error_after_the_stream_began_is_an_sse_error_then_done(served, http, default_engine, monkeypatch):
     monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=3))
     with http.stream("POST", CHAT, json={"messages": STORY, "max_tokens": 20, "stream": True}) as response:
@@ -354,6 +421,7 @@ def test_an_error_after_the_stream_began_is_an_sse_error_then_done(served, http,
     error = payloads[-2]
     assert "illegal memory access" in error["error"]["message"] and error["error"]["type"] == "server_error"
     assert error["llmtui"]["stats"]["stop_reason"] == "error" and error["llmtui"]["stats"]["new_tokens"] == 3
+    assert "failed mid-reply: generation failed: CUDA error" in _client_error(served)
     monkeypatch.undo()
     assert http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2}).status_code == 200
 

@@ -96,8 +96,8 @@ async def test_switching_between_the_local_engine_and_a_named_server(url, tiny_m
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
         assert isinstance(app.backend, LocalBackend)
-        app.workstation.connect_server("fake")  # the palette's "Connect to server: fake"
+        app.workstation.engine.connect_server("fake")  # the palette's "Connect to server: fake"
         await wait_for(pilot, lambda: isinstance(app.backend, OpenAIBackend))
         assert app.status.state == "ready" and app.backend.model_id == "nolog"
-        app.workstation.switch_model(str(tiny_model_dir))  # back to the engine on this machine
+        app.workstation.engine.switch_model(str(tiny_model_dir))  # back to the engine on this machine
         await wait_for(pilot, lambda: isinstance(app.backend, LocalBackend))
