@@ -400,28 +400,21 @@ def test_a_stream_sends_its_headers_and_opening_before_the_prefill_ends(served, 
     assert rest[-1] == "[DONE]" and sum("llmtui" in (p.get("choices") or [{}])[0] for p in rest[:-1]) == 3
 
 
-def test_a_failure_in_a_streams_prefill_is_an_sse_error_then_done(served, http, default_engine, monkeypatch):
-    monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=0))
+@pytest.mark.parametrize(("after", "said"), [(0, "failed"), (3, "failed mid-reply")], ids=["prefill", "step 3"])
+def test_a_failure_once_the_stream_began_is_an_sse_error_then_done(
+    served, http, default_engine, monkeypatch, after, said
+):
+    """In the prefill (the headers are out by then) or after some tokens: an error event, then [DONE]; the
+    server serves on, and llmtui's client says whether the reply had begun."""
+    monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=after))
     with http.stream("POST", CHAT, json={"messages": STORY, "max_tokens": 20, "stream": True}) as response:
         payloads = list(_sse(response))
     assert response.status_code == 200 and payloads[-1] == "[DONE]"
     error = payloads[-2]
     assert "illegal memory access" in error["error"]["message"] and error["error"]["type"] == "server_error"
-    assert error["llmtui"]["stats"]["stop_reason"] == "error" and error["llmtui"]["stats"]["new_tokens"] == 0
-    assert f"at {served.url.removeprefix('http://')} failed: generation failed: CUDA error" in _client_error(served)
-    monkeypatch.undo()
-    assert http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2}).status_code == 200
-
-
-def test_an_error_after_the_stream_began_is_an_sse_error_then_done(served, http, default_engine, monkeypatch):
-    monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=3))
-    with http.stream("POST", CHAT, json={"messages": STORY, "max_tokens": 20, "stream": True}) as response:
-        payloads = list(_sse(response))
-    assert response.status_code == 200 and payloads[-1] == "[DONE]"
-    error = payloads[-2]
-    assert "illegal memory access" in error["error"]["message"] and error["error"]["type"] == "server_error"
-    assert error["llmtui"]["stats"]["stop_reason"] == "error" and error["llmtui"]["stats"]["new_tokens"] == 3
-    assert "failed mid-reply: generation failed: CUDA error" in _client_error(served)
+    assert error["llmtui"]["stats"]["stop_reason"] == "error" and error["llmtui"]["stats"]["new_tokens"] == after
+    where = served.url.removeprefix("http://")
+    assert f"at {where} {said}: generation failed: CUDA error" in _client_error(served)
     monkeypatch.undo()
     assert http.post(CHAT, json={"messages": QUESTION, "max_tokens": 2}).status_code == 200
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -299,6 +304,92 @@ def test_files_changed_or_removed_by_others_leave_the_index(store):
     assert sorted(s.title for s in store.list()[0]) == ["empty", "renamed elsewhere"]
     assert store.list("removed")[0] == []
     assert [s.title for s in store.list("renamed")[0]] == ["renamed elsewhere"]
+    assert store.notices == []  # all of it through the index on disk, not a fallback in memory
+
+
+def test_the_index_reads_only_the_files_that_changed(store, monkeypatch):
+    """Listing again reads no file whose size and mtime the index already has, only the one rewritten; the
+    index is a WAL database (readers in other instances are not blocked by a writer)."""
+    conversations = [_conversation(f"number {i}") for i in range(5)]
+    for c in conversations:
+        store.save(c)
+    store.list()
+    read: list[str] = []
+    real = ConversationStore.read_file
+
+    def counted(path, **kwargs):
+        read.append(path.stem)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(ConversationStore, "read_file", staticmethod(counted))
+    assert len(store.list()[0]) == 5 and read == []
+    conversations[2].add_user("one more")
+    store.save(conversations[2])
+    assert len(store.list()[0]) == 5 and read == [conversations[2].id]
+    index = store.root.parent / "index.sqlite"
+    with contextlib.closing(sqlite3.connect(index)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_preview_is_the_first_message_on_one_line_cut_at_120_characters(store):
+    c = Conversation(title="long")
+    c.add_user("word\n\t  " * 40)
+    store.save(c)
+    (summary,) = store.list()[0]
+    assert summary.preview == ("word " * 24)[:120]
+
+
+def test_a_damaged_index_is_rebuilt_from_the_files(store):
+    """The index is only a cache: one that is not a database is thrown away and built again."""
+    for title in ("first", "second"):
+        store.save(_conversation(title))
+    store.list()
+    store.close()
+    index = store.root.parent / "index.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.write_bytes(b"not a database " * 100)
+    again = ConversationStore()
+    assert sorted(s.title for s in again.list()[0]) == ["first", "second"] and again.notices == []
+    assert [s.title for s in again.list("seco")[0]] == ["second"]
+    with contextlib.closing(sqlite3.connect(index)) as db:
+        assert db.execute("SELECT count(*) FROM summaries").fetchone()[0] == 2
+    assert stat.S_IMODE(os.stat(index).st_mode) == 0o600
+
+
+LIST_ON_A_FULL_DISK = """
+import json, resource, signal, sys
+from llmtui.store.conversations import ConversationStore
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+store = ConversationStore()
+summaries, problems = store.list()
+found, _ = store.list("needle")
+print(json.dumps({"listed": len(summaries), "found": len(found), "problems": problems}))
+"""
+
+
+@pytest.mark.parametrize("limit", [8 * 1024, 256 * 1024], ids=["while creating it", "while filling it"])
+def test_a_full_disk_leaves_no_index_behind_and_lists_from_the_files(store, limit):
+    """The disk refuses the index part-way (a file size limit stands in for a full disk: while its tables
+    are made, or while 200 conversations go in): the list and search still work, from the files, the
+    notice says why, and no index file, empty or half-made, is left behind."""
+    for i in range(200):
+        c = _conversation(f"conversation {i}")
+        c.add_user(f"{'needle ' if i % 50 == 0 else ''}{i} " + "some words to index " * 100)
+        store.save(c)
+    proc = subprocess.run(
+        [sys.executable, "-c", LIST_ON_A_FULL_DISK, str(limit)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["listed"] == 200 and result["found"] == 4
+    (notice,) = result["problems"]
+    index = store.root.parent / "index.sqlite"
+    assert notice.startswith(f"cannot write the search index {index} (") and notice.endswith("; listing from the files")
+    assert "None" not in notice
+    assert sorted(p.name for p in index.parent.iterdir() if p.name.startswith("index")) == []
 
 
 def test_openai_import_and_export():
