@@ -165,6 +165,8 @@ def test_a_stale_writer_forks_instead_of_overwriting(store):
     assert result.forked and result.id != other.id
     assert store.load(other.id).turns[-1].content == "from the other instance"
     assert store.load(result.id).turns[-1].content == "from this instance"
+    fork = json.loads(store.path(result.id).read_text())
+    assert fork["sampling"]["forked_from"] == other.id != result.id and fork["revision"] == 1  # a new file's first
 
 
 def test_a_revision_is_found_in_any_layout(store):
@@ -209,10 +211,13 @@ def test_an_unchanged_conversation_is_never_written(store):
     before = path.read_bytes()
     mine, theirs = store.load(c.id), store.load(c.id)
     for conversation in (c, mine, theirs):
-        assert store.save(conversation).written is False
+        result = store.save(conversation)
+        assert result.written is False and (result.id, result.path) == (c.id, path)
     assert path.read_bytes() == before and path.stat().st_mtime_ns == 1_000_000_000
+    revision = json.loads(before)["revision"]
     mine.add_user("a change")
     assert store.save(mine).written and not store.save(mine).written
+    assert json.loads(path.read_text())["revision"] == revision + 1  # one a write
     assert store.save(theirs).written is False  # theirs changed nothing: still no fork
     assert [s.title for s in store.list()[0]] == ["hello"]
     theirs.turns[1].versions[0].events.pop()  # any change at any depth is written, here as a fork
@@ -305,6 +310,34 @@ def test_files_changed_or_removed_by_others_leave_the_index(store):
     assert store.list("removed")[0] == []
     assert [s.title for s in store.list("renamed")[0]] == ["renamed elsewhere"]
     assert store.notices == []  # all of it through the index on disk, not a fallback in memory
+
+
+def test_a_file_is_laid_out_as_json_dumps_indent_1_with_a_step_a_line(store):
+    """The one layout of a conversation file: json.dumps(indent=1), but every step of a reply on one line
+    of its own (a reply of thousands of steps stays readable, and diffs a line a step)."""
+    plain = Conversation(title="plain", system="s")
+    plain.add_user("hi")  # a user turn: no steps ("events": [])
+    plain.turns.append(Turn("assistant", [Version("hello", rest=[Turn("user", [Version("later")])])]))
+    store.save(plain)
+    text = store.path(plain.id).read_text()
+    assert text == json.dumps(json.loads(text), indent=1, ensure_ascii=False)
+    c = _conversation("steps 你好")
+    store.save(c)
+    lines = store.path(c.id).read_text().splitlines()
+    events = json.loads("\n".join(lines))["turns"][1]["versions"][0]["events"]
+    at = next(i for i, line in enumerate(lines) if line.strip() == '"events": [')
+    indent = " " * (len(lines[at]) - len(lines[at].lstrip()) + 1)
+    steps = [indent + json.dumps(e, ensure_ascii=False) for e in events]
+    assert lines[at + 1 : at + 1 + len(events)] == [step + "," for step in steps[:-1]] + steps[-1:]
+    assert lines[at + 1 + len(events)].rstrip(",") == indent[:-1] + "]"
+
+
+def test_search_finds_the_text_of_every_version_and_of_the_turns_after_one(store):
+    c = _conversation("versions")
+    c.turns[1].versions.insert(0, Version("an older reply about owls", rest=[Turn("user", [Version("and parrots")])]))
+    store.save(c)
+    for word in ("owls", "parrots"):
+        assert [s.title for s in store.list(word)[0]] == ["versions"], word
 
 
 def test_the_index_reads_only_the_files_that_changed(store, monkeypatch):
