@@ -334,7 +334,9 @@ def test_a_file_is_laid_out_as_json_dumps_indent_1_with_a_step_a_line(store):
 
 def test_search_finds_the_text_of_every_version_and_of_the_turns_after_one(store):
     c = _conversation("versions")
-    c.turns[1].versions.insert(0, Version("an older reply about owls", rest=[Turn("user", [Version("and parrots")])]))
+    # Another version than the one shown, with the turns that followed it when it was.
+    c.turns[1].versions.append(Version("another reply about owls", rest=[Turn("user", [Version("and parrots")])]))
+    assert c.turns[1].current == 0
     store.save(c)
     for word in ("owls", "parrots"):
         assert [s.title for s in store.list(word)[0]] == ["versions"], word
