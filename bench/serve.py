@@ -13,7 +13,8 @@ A second `llmtui serve` of the same model listens on a loopback TCP port, as a s
 Times are taken when each token reaches the reader. Each round runs every kind once, in an order rotated
 by one place from the round before, so that each kind meets each place of a round (after the bench's own
 engine, after another server) equally often: in a fixed order, the place alone moved a kind's rate by 10 %
-here (the two Unix-socket kinds at 0.92 in second and third place, 1.12 to 1.21 in fourth and fifth).
+here (the two Unix-socket kinds at 0.93 and 0.92 in second and third place, 1.21 and 1.12 in fourth
+and fifth).
 """
 
 from __future__ import annotations

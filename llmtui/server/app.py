@@ -372,7 +372,7 @@ class Routes:
                 # has read them by the first token rather than parsing them after it. The request is valid
                 # by here; what fails from now on (out of memory in the prefill, the server shutting down)
                 # is an error event in the stream.
-                stream = self._stream(None, job, writer, watcher, log)
+                stream = self._stream(job, writer, watcher, log)
                 watcher = None  # the stream owns it now
                 return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
             first = await job.get()
@@ -407,9 +407,10 @@ class Routes:
             item = await job.get()
 
     async def _stream(
-        self, item: Item | None, job: Job, writer: ReplyWriter, watcher: asyncio.Task[None], log: dict[str, Any]
+        self, job: Job, writer: ReplyWriter, watcher: asyncio.Task[None], log: dict[str, Any]
     ) -> AsyncIterator[bytes]:
         try:
+            item: Item | None = None  # the opening goes out before the job's first item
             parts = writer.opening()
             finished = False
             while True:
