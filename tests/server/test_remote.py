@@ -18,7 +18,8 @@ import pytest
 from llmtui.backends.client import ClientBackend
 from llmtui.backends.http import Endpoint, plain_text_warning
 from llmtui.backends.local import LocalBackend
-from llmtui.backends.openai import OpenAIBackend, connect, entropy_lower_bound, list_models
+from llmtui.backends.logprobs import entropy_lower_bound
+from llmtui.backends.openai import OpenAIBackend, connect, list_models
 from llmtui.backends.served_tokenizer import server_tokenize
 from llmtui.core.choices import ModelOptions
 from llmtui.core.errors import EngineUnavailable, InvalidValue, LlmtuiError
