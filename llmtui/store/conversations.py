@@ -37,7 +37,7 @@ from llmtui.store.files import (
 
 __all__ = ["ConversationStore", "SaveResult", "StoreError", "Summary"]
 
-INDEX_SCHEMA = 2
+INDEX_SCHEMA = 3  # a cache: an index of another schema is built again from the files
 INDEX_FILE = "index.sqlite"
 
 
@@ -373,7 +373,7 @@ class ConversationStore:
                 """
                 DROP TABLE IF EXISTS summaries; DROP TABLE IF EXISTS fts;
                 CREATE TABLE summaries(id TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, title TEXT,
-                    updated REAL, model TEXT, turns INTEGER, preview TEXT);
+                    updated REAL, model TEXT, turns INTEGER, preview TEXT, row INTEGER UNIQUE NOT NULL);
                 CREATE VIRTUAL TABLE fts USING fts5(id UNINDEXED, title, body, tokenize='trigram');
                 """
             )
@@ -481,20 +481,24 @@ class ConversationStore:
         gone = [i for i in indexed if i not in on_disk]
         changed = [i for i, st in on_disk.items() if indexed.get(i) != st]
         with db:
-            for conversation_id in gone:
+            # A conversation's text is found by its summary's row: FTS5 cannot look up an unindexed
+            # column, so deleting by id would read the whole table once per conversation.
+            for conversation_id in [*gone, *(i for i in changed if i in indexed)]:
+                db.execute("DELETE FROM fts WHERE rowid = (SELECT row FROM summaries WHERE id=?)", (conversation_id,))
                 db.execute("DELETE FROM summaries WHERE id=?", (conversation_id,))
-                db.execute("DELETE FROM fts WHERE id=?", (conversation_id,))
             for conversation_id in changed:
-                db.execute("DELETE FROM summaries WHERE id=?", (conversation_id,))
-                db.execute("DELETE FROM fts WHERE id=?", (conversation_id,))
                 try:
                     conversation = self.read_file(self.path(conversation_id), events=False)
                 except StoreError as exc:
                     problems.append(str(exc))
                     continue
                 first = next((t.content for t in conversation.turns), "")
+                body = "\n".join([conversation.system, *_body(conversation.turns)])
+                row = db.execute(
+                    "INSERT INTO fts VALUES (?,?,?)", (conversation_id, conversation.title, body)
+                ).lastrowid
                 db.execute(
-                    "INSERT INTO summaries VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO summaries VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         conversation_id,
                         *on_disk[conversation_id],
@@ -503,10 +507,9 @@ class ConversationStore:
                         conversation.model,
                         len(conversation.turns),
                         " ".join(first.split())[:120],
+                        row,
                     ),
                 )
-                body = "\n".join([conversation.system, *_body(conversation.turns)])
-                db.execute("INSERT INTO fts VALUES (?,?,?)", (conversation_id, conversation.title, body))
         return problems
 
     def list(self, query: str = "", limit: int | None = None) -> tuple[list[Summary], list[str]]:

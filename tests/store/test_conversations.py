@@ -366,6 +366,38 @@ def test_the_index_reads_only_the_files_that_changed(store, monkeypatch):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def _index_work(root: Path, count: int) -> tuple[int, int]:
+    """SQLite's work (thousands of its VM steps, from its progress handler: counted, not timed) to index
+    ``count`` new conversations, then to index them again once every one of them has changed."""
+    root.mkdir(parents=True)
+    for i in range(count):
+        c = Conversation(id=f"c{i:05d}", title=f"conversation {i}", updated=float(i))
+        c.add_user(f"message number {i} about dragons and code")
+        (root / f"{c.id}.json").write_text(json.dumps(c.to_dict()))
+    store = ConversationStore(root)
+    steps = [0]
+
+    def count_steps() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    store._connect().set_progress_handler(count_steps, 1000)
+    assert len(store.list()[0]) == count
+    first = steps[0]
+    for path in root.glob("*.json"):
+        path.write_text(path.read_text().replace("dragons", "owls"))
+    assert len(store.list("owls")[0]) == count
+    return first, steps[0] - first
+
+
+def test_the_index_s_work_grows_with_the_conversations_not_with_their_square(tmp_path):
+    """Indexing four times as many conversations, new or changed, is about four times the work: a
+    conversation's old text is found by its row, not by a search through every conversation's."""
+    small, large = _index_work(tmp_path / "small", 250), _index_work(tmp_path / "large", 1000)
+    for few, many in zip(small, large, strict=True):
+        assert many / few < 6, (small, large)
+
+
 def test_a_preview_is_the_first_message_on_one_line_cut_at_120_characters(store):
     c = Conversation(title="long")
     c.add_user("word\n\t  " * 40)
