@@ -292,7 +292,6 @@ class _PlainPass:
         self.zero = torch.zeros((), dtype=f.dtype, device=f.device)  # baddbmm's ignored input (beta=0)
 
     @torch.inference_mode()
-    @torch.inference_mode()
     def prefill(self, ids: Sequence[int]) -> torch.Tensor:
         prompt = _TransformersPass(self.forward.prompt)
         logits = prompt.prefill(ids)
