@@ -78,10 +78,11 @@ bench: $(STAMP)
 # Mutation testing of the modules that carry the README's promises ([tool.mutmut] in pyproject.toml):
 # `make mutate`, or one module: `make mutate MUTANTS='llmtui.store.files.*'`. Results stay in mutants/
 # (a rerun checks only what changed); `$(VENV)/bin/mutmut show NAME` shows a survivor. The mutants run
-# with HOME in a scratch dir: a mutant that ignores LLMTUI_CONFIG_DIR must not write to yours.
+# with HOME in a scratch dir: a mutant that ignores LLMTUI_CONFIG_DIR must not write to yours. Each mutant's
+# torch gets one thread, as many mutants running at once as there are cores.
 MUTANTS ?=
 mutate: $(STAMP)
-	HOME=$$(mktemp -d) XDG_CONFIG_HOME= XDG_DATA_HOME= XDG_CACHE_HOME= $(VENV)/bin/mutmut run --max-children $$(nproc) $(MUTANTS)
+	HOME=$$(mktemp -d) XDG_CONFIG_HOME= XDG_DATA_HOME= XDG_CACHE_HOME= OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $$(nproc) $(MUTANTS)
 	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)

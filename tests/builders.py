@@ -144,8 +144,10 @@ def tiny_llama(
     tied: bool = False,
     rope_theta: float = 10000.0,
     sharp_attention: float = 1.0,
+    sentencepiece: bool = False,
 ) -> Path:
-    """A 2-layer random decoder with a byte-level BPE tokenizer, saved as a normal checkpoint.
+    """A 2-layer random decoder with a byte-level BPE tokenizer (``sentencepiece``: a SentencePiece one,
+    with byte fallback, as Llama 2's), saved as a normal checkpoint.
 
     ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
     architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
@@ -156,7 +158,7 @@ def tiny_llama(
     import torch
     from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config
 
-    tokenizer = fast_tokenizer(byte_level_bpe(), chat_template=chat_template)
+    tokenizer = fast_tokenizer(sentencepiece_bpe() if sentencepiece else byte_level_bpe(), chat_template=chat_template)
     config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma": GemmaConfig}[architecture]
     config = config_class(
         vocab_size=len(tokenizer),
@@ -187,6 +189,44 @@ def tiny_llama(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+class Intercepted:
+    """An engine's forward pass that calls ``before_prefill()`` before its prefill and ``before_step(n)``
+    before its n-th decode step (from 1): where a test makes a device fault happen, or holds a reply."""
+
+    def __init__(self, forward, *, before_prefill=None, before_step=None) -> None:
+        self.forward = forward
+        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
+        self.before_prefill = before_prefill or (lambda: None)
+        self.before_step = before_step or (lambda n: None)
+
+    @classmethod
+    def failing(cls, forward, fault: BaseException, at: int) -> Intercepted:
+        """One that raises ``fault`` in the prefill (``at`` 0) or at decode step ``at``, as a device fault."""
+
+        def raise_at(n: int = 0) -> None:
+            if n == at:
+                raise fault
+
+        return cls(forward, before_prefill=raise_at, before_step=raise_at)
+
+    def begin(self, capacity: int):
+        inner, outer = self.forward.begin(capacity), self
+
+        class Pass:
+            steps = 0
+
+            def prefill(self, ids):
+                outer.before_prefill()
+                return inner.prefill(ids)
+
+            def step(self, token):
+                self.steps += 1
+                outer.before_step(self.steps)
+                return inner.step(token)
+
+        return Pass()
 
 
 def gone(pid: int, within: float) -> bool:

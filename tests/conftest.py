@@ -54,8 +54,10 @@ def tiny_loaded(tiny_model_dir):
     return load(str(tiny_model_dir), device="cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tiny_engine(tiny_loaded):
+    """A new engine over the shared tiny model for each test (microseconds): an engine built once would
+    leave mutation testing (make mutate) counting its constructor to the first test alone."""
     from llmtui.engine.generation import Engine
 
     return Engine(tiny_loaded)

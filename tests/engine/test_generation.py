@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 
 import builders
 import pytest
 import torch
 
-from llmtui.core.errors import ContextOverflow, InvalidValue
+from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
 from llmtui.core.sampling import SamplingParams
 from llmtui.core.score import windows
 from llmtui.engine.generation import Engine, _StopStrings
@@ -111,11 +112,14 @@ def test_stop_from_another_thread_ends_within_one_step(tiny_engine):
     count_at_stop: list[int] = []
 
     def consume():
-        for event in generation:
-            if event.index == 4:
-                seen.set()
-                # Give the main thread time to call stop() while this step is "in flight".
-                threading.Event().wait(0.2)
+        try:
+            for event in generation:
+                if event.index == 4:
+                    seen.set()
+                    # Give the main thread time to call stop() while this step is "in flight".
+                    threading.Event().wait(0.2)
+        finally:
+            seen.set()  # a reply that ended or failed before step 4 fails the test now, not in 30 s
 
     worker = threading.Thread(target=consume)
     worker.start()
@@ -302,6 +306,7 @@ def test_score_is_the_softmax_of_the_model_logits(tiny_engine, monkeypatch, rows
         assert math.isclose(event.entropy, float(-(row * row.log()).nansum()), rel_tol=1e-4)
         top = torch.topk(row, 4)
         assert [c.token_id for c in event.candidates] == top.indices.tolist()
+        assert [c.piece for c in event.candidates] == [tiny_engine.view.pieces[i] for i in top.indices.tolist()]
         assert [c.prob for c in event.candidates] == pytest.approx(top.values.tolist(), rel=1e-5)
         assert event.elapsed == 0.0
     # Ranks read from the top of the distribution and counted over all of it: both kinds are here.
@@ -332,6 +337,139 @@ def test_score_refuses_what_it_cannot_score(tiny_engine):
     assert tiny_engine.score([5]) == []
     with pytest.raises(InvalidValue, match="out of range"):
         tiny_engine.score([5, len(tiny_engine.view.pieces)])
+
+
+def test_the_engine_reads_its_ends_of_sequence_and_its_context_from_the_model(tiny_loaded, monkeypatch):
+    """The generation config's end of sequence (one id or several), else the model config's, else the
+    tokenizer's; the context from the model's info, else the tokenizer's limit, else 2,048."""
+    generation_config, config = tiny_loaded.model.generation_config, tiny_loaded.model.config
+    monkeypatch.setattr(generation_config, "eos_token_id", [2, 7])
+    assert Engine(tiny_loaded).eos_ids == {2, 7}
+    monkeypatch.setattr(generation_config, "eos_token_id", 7)
+    assert Engine(tiny_loaded).eos_ids == {7}
+    monkeypatch.setattr(generation_config, "eos_token_id", None)
+    monkeypatch.setattr(config, "eos_token_id", 9)
+    assert Engine(tiny_loaded).eos_ids == {9}
+    monkeypatch.setattr(config, "eos_token_id", None)
+    monkeypatch.setattr(tiny_loaded.tokenizer, "eos_token", "<|im_start|>")
+    assert Engine(tiny_loaded).eos_ids == {tiny_loaded.tokenizer.convert_tokens_to_ids("<|im_start|>")}
+
+    assert Engine(tiny_loaded).context_length == tiny_loaded.info.context_length == 256
+    assert Engine(tiny_loaded).view.name == tiny_loaded.info.name
+    monkeypatch.setattr(tiny_loaded, "info", replace(tiny_loaded.info, context_length=None))
+    monkeypatch.setattr(tiny_loaded.tokenizer, "model_max_length", 300)
+    assert Engine(tiny_loaded).context_length == 300
+    monkeypatch.delattr(type(tiny_loaded.tokenizer), "model_max_length", raising=False)
+    monkeypatch.delattr(tiny_loaded.tokenizer, "model_max_length")
+    assert Engine(tiny_loaded).context_length == 2048
+
+
+def test_the_engine_lags_on_cuda_only_unless_told(tiny_loaded):
+    assert Engine(tiny_loaded).lag is False  # the CPU
+    assert Engine(tiny_loaded, lag=True).lag is True
+    cuda = replace(tiny_loaded, device=torch.device("cuda"))
+    assert Engine(cuda).lag is True and Engine(cuda, lag=False).lag is False
+
+
+def test_a_reply_is_decoded_once(tiny_engine):
+    generation = tiny_engine.generate(tiny_engine.render(_chat("Hi")), SamplingParams(max_new_tokens=2))
+    assert len(list(generation)) == 2
+    for _ in range(2):
+        with pytest.raises(RuntimeError) as raised:
+            next(iter(generation))
+        assert str(raised.value) == "a Generation can be iterated once"
+
+
+def test_score_reads_every_id_and_says_which_are_out_of_range(tiny_engine):
+    vocab = len(tiny_engine.view.pieces)
+    assert [e.token_id for e in tiny_engine.score([0, vocab - 1, 0])] == [vocab - 1, 0]
+    for bad in (-1, vocab):
+        with pytest.raises(InvalidValue) as raised:
+            tiny_engine.score([5, bad])
+        assert str(raised.value) == f"id {bad} is out of range: the vocabulary has ids 0 to {vocab - 1}"
+    assert {e.candidates for e in tiny_engine.score([5, 6, 7], top=0)} == {()}
+
+
+def test_score_s_texts_add_up_where_a_word_s_space_is_its_own_token_s(tmp_path):
+    """SentencePiece's first piece drops its word's space at the start of a text, and only there: each
+    scored token's text is read after the one before it."""
+    engine = Engine(load(str(builders.tiny_llama(tmp_path / "m", sentencepiece=True)), device="cpu"))
+    ids = engine.tokenizer("this this world", add_special_tokens=False)["input_ids"]
+    assert engine.view.pieces[ids[1]].startswith("▁")
+    events = engine.score(ids)
+    assert events[0].text == " this"
+    assert engine.tokenizer.decode(ids[:1]) + "".join(e.text for e in events) == engine.tokenizer.decode(ids)
+
+
+def test_a_token_that_ends_inside_a_character_adds_no_text_and_the_next_adds_it_whole(tiny_engine):
+    ids = tiny_engine.tokenizer("x é", add_special_tokens=False)["input_ids"]
+    assert [tiny_engine.view.pieces[i] for i in ids] == ["x", "Ġ", "Ã", "©"]  # é is two byte tokens here
+    assert [e.text for e in tiny_engine.score(ids)] == [" ", "", "é"]
+
+
+def test_score_gives_the_top_10_unless_asked(tiny_engine):
+    ids = tiny_engine.render(_chat("The capital of France is Paris.")).ids
+    assert {len(e.candidates) for e in tiny_engine.score(ids)} == {10}
+
+
+LONG_FAULT = "x" * 400
+# What the model raised, and the one sentence each becomes: the first line of the fault (at most 300
+# characters), or its type when it says nothing.
+FAULTS = [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), OutOfMemory, None),
+    (
+        RuntimeError("CUDA error: device-side assert triggered\nCompile with TORCH_USE_CUDA_DSA"),
+        GenerationError,
+        "CUDA error: device-side assert triggered",
+    ),
+    (
+        IndexError("index 70000 is out of bounds for dimension 0"),
+        GenerationError,
+        "index 70000 is out of bounds for dimension 0",
+    ),
+    (RuntimeError("  "), GenerationError, "RuntimeError"),
+    (RuntimeError(LONG_FAULT), GenerationError, "x" * 300),
+]
+
+
+@pytest.mark.parametrize(("fault", "kind", "said"), FAULTS)
+def test_a_fault_in_the_model_mid_reply_is_one_sentence_and_keeps_the_reply_so_far(tiny_engine, fault, kind, said):
+    tiny_engine.forward = builders.Intercepted.failing(tiny_engine.forward, fault, at=3)
+    generation = tiny_engine.generate(tiny_engine.render(_chat("Hi")), SamplingParams(max_new_tokens=20))
+    shown = []
+    with pytest.raises(kind) as raised:
+        shown.extend(generation)
+    expected = "the device ran out of memory during the reply; the partial reply is kept"
+    assert str(raised.value) == (expected if said is None else f"generation failed: {said}")
+    assert len(shown) == len(generation.events) == 3  # the steps before the fault, kept
+    assert generation.stats is not None and generation.stats.stop_reason == "error"
+
+
+@pytest.mark.parametrize(("fault", "kind", "said"), FAULTS)
+def test_a_fault_in_the_model_while_scoring_is_one_sentence(tiny_engine, fault, kind, said):
+    def model(*args, **kwargs):
+        raise fault
+
+    tiny_engine.model = model
+    with pytest.raises(kind) as raised:
+        tiny_engine.score([5, 6, 7])
+    expected = "the device ran out of memory while scoring the text"
+    assert str(raised.value) == (expected if said is None else f"scoring failed: {said}")
+
+
+def test_default_params_are_the_model_s_generation_config_under_the_user_s(tiny_engine, monkeypatch):
+    config = tiny_engine.model.generation_config
+    for name, value in {
+        "do_sample": True,
+        "temperature": 0.6,
+        "top_k": 20,
+        "top_p": 0.9,
+        "repetition_penalty": 1.1,
+    }.items():
+        monkeypatch.setattr(config, name, value)
+    params = tiny_engine.default_params(temperature=0.3, max_new_tokens=7, seed=None)
+    assert (params.temperature, params.top_k, params.top_p, params.repetition_penalty) == (0.3, 20, 0.9, 1.1)
+    assert params.max_new_tokens == 7 and params.seed is None
 
 
 @pytest.mark.parametrize("stride", [None, 3])

@@ -18,6 +18,7 @@ from llmtui.core.errors import GenerationError
 from llmtui.core.events import ReplyStats, TokenEvent
 from llmtui.core.info import EngineInfo
 from llmtui.server.protocol import token_text
+from tests.builders import Intercepted
 from tests.server.conftest import API_KEY, ThreadServer
 
 pytestmark = pytest.mark.model
@@ -337,65 +338,23 @@ def test_a_waiting_client_that_hangs_up_leaves_the_queue(served, http):
     assert len(served.service.decoder.last.events) > 2  # the last to run was the first reply, not the departed
 
 
-class _Failing:
-    """A forward pass whose decode step fails after a few tokens, as a device fault would."""
-
-    def __init__(self, forward, after: int) -> None:
-        self.forward, self.after = forward, after
-        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
-
-    def begin(self, capacity):
-        inner, steps = self.forward.begin(capacity), [0]
-
-        class Pass:
-            def prefill(_, ids):
-                if self.after == 0:
-                    raise RuntimeError("CUDA error: an illegal memory access was encountered")
-                return inner.prefill(ids)
-
-            def step(_, token):
-                steps[0] += 1
-                if steps[0] >= self.after:
-                    raise RuntimeError("CUDA error: an illegal memory access was encountered")
-                return inner.step(token)
-
-        return Pass()
-
-
-class _Held:
-    """A forward pass whose prefill waits until the test lets it go."""
-
-    def __init__(self, forward) -> None:
-        self.forward, self.started, self.go = forward, threading.Event(), threading.Event()
-        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
-
-    def begin(self, capacity):
-        inner, held = self.forward.begin(capacity), self
-
-        class Pass:
-            def prefill(_, ids):
-                held.started.set()
-                assert held.go.wait(30)
-                return inner.prefill(ids)
-
-            def step(_, token):
-                return inner.step(token)
-
-        return Pass()
-
-
 def test_a_stream_sends_its_headers_and_opening_before_the_prefill_ends(served, http, default_engine, monkeypatch):
     """The client has parsed the response's start by the first token, not after it (vLLM's order)."""
-    held = _Held(default_engine.forward)
-    monkeypatch.setattr(default_engine, "forward", held)
+    started, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        assert go.wait(30)
+
+    monkeypatch.setattr(default_engine, "forward", Intercepted(default_engine.forward, before_prefill=hold))
     with http.stream("POST", CHAT, json={"messages": QUESTION, "max_tokens": 3, "stream": True}) as response:
-        assert held.started.wait(30)
+        assert started.wait(30)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         payloads = _sse(response)
         opening = next(payloads)
         assert opening["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-        assert not held.go.is_set()  # all this while the prefill is still held
-        held.go.set()
+        assert not go.is_set()  # all this while the prefill is still held
+        go.set()
         rest = list(payloads)
     assert rest[-1] == "[DONE]" and sum("llmtui" in (p.get("choices") or [{}])[0] for p in rest[:-1]) == 3
 
@@ -406,7 +365,8 @@ def test_a_failure_once_the_stream_began_is_an_sse_error_then_done(
 ):
     """In the prefill (the headers are out by then) or after some tokens: an error event, then [DONE]; the
     server serves on, and llmtui's client says whether the reply had begun."""
-    monkeypatch.setattr(default_engine, "forward", _Failing(default_engine.forward, after=after))
+    fault = RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(default_engine, "forward", Intercepted.failing(default_engine.forward, fault, at=after))
     with http.stream("POST", CHAT, json={"messages": STORY, "max_tokens": 20, "stream": True}) as response:
         payloads = list(_sse(response))
     assert response.status_code == 200 and payloads[-1] == "[DONE]"
