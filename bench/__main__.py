@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import app, conversation, decode, history, identity, inspector, large, score, serve, synthetic, ttft
-from bench.common import Figure
+from bench.common import RESULTS, Figure, cells
 
-RESULTS = Path(__file__).parent / "results"
 # One module per suite, in the table's order.
 SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "decode": decode.run,
@@ -39,7 +38,6 @@ SUITES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
 # Suites a full run leaves out unless asked for (`--only`, or their own flag); `--quick` runs them too.
 OPT_IN = ("synthetic",)
 ALIASES = {"engine": ("decode", "identity", "ttft")}
-MARKS = {True: " ✓", False: " ✗", None: ""}  # from each figure's target, compared in code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,19 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine(args)
     model = f"synthetic {args.synthetic}" if chosen == ["synthetic"] and args.synthetic else args.model
     print(f"\nllmtui benchmarks · {machine['device']} · model {model}{' · QUICK' if args.quick else ''}")
-    rows = [("figure", "value", "baseline", "ratio", "target")]
-    for f in figures:
-        better = "↑" if f.higher_is_better else "↓"
-        compared = bool(f.baseline_name)  # a figure without a baseline is a fact, not a ratio
-        rows.append(
-            (
-                f.name,
-                f"{f.value:.3g} {f.unit}".rstrip(),
-                f"{f.baseline:.3g} {f.unit} ({f.baseline_name})" if compared else "",
-                f"{f.ratio:.2f} {better}" if compared else "",
-                f.target.text + MARKS[f.met] if f.target else "",
-            )
-        )
+    rows = [("figure", "value", "baseline", "ratio", "target"), *(cells([f.to_dict()]) for f in figures)]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

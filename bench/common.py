@@ -6,7 +6,10 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).parent / "results"  # each run's JSON; the runs the README quotes are kept in git
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,30 @@ class Figure:
             "ratio": self.ratio if self.baseline_name else None,
             "met": self.met,
         }
+
+
+def cells(runs: Sequence[dict[str, Any]]) -> tuple[str, str, str, str, str]:
+    """A figure's row of the table (name, value, baseline, ratio, target with its mark) from its results
+    (`Figure.to_dict`) in one or more runs. Of several, the row shows the run with the median value (the
+    lower middle one), the ranges of the values and of the ratios, and in how many runs the target was met."""
+    ordered = sorted(runs, key=lambda r: r["value"])
+    shown = ordered[(len(ordered) - 1) // 2]
+    unit, several = shown["unit"], len(runs) > 1
+    value = f"{shown['value']:.3g} {unit}".rstrip()
+    if several:
+        value += f" ({ordered[0]['value']:.3g} to {ordered[-1]['value']:.3g} in {len(runs)} runs)"
+    baseline = ratio = ""
+    if shown["baseline_name"]:  # a figure without a baseline is a fact, not a ratio
+        baseline = f"{shown['baseline_name']}: {shown['baseline']:.3g} {unit}".rstrip()
+        ratio = f"{shown['ratio']:.2f} {'↑' if shown['higher_is_better'] else '↓'}"
+        if several:
+            ratios = sorted(r["ratio"] for r in runs)
+            ratio += f" ({ratios[0]:.2f} to {ratios[-1]:.2f})"
+    target = shown["target"]
+    met = [r["met"] for r in runs if r["met"] is not None]
+    if target and met:
+        target += " ✓" if all(met) else " ✗" if not any(met) else f" ✓ in {sum(met)} of {len(met)} runs"
+    return shown["name"], value, baseline, ratio, target
 
 
 def best_of_both(
