@@ -92,8 +92,6 @@ class Engine:
         tokens there. ``sampled_prob`` is the raw probability (nothing is sampled); ``text`` is what the
         token adds to the text of ``ids`` (special tokens included); ``elapsed`` is 0.
         """
-        from tokenizers.decoders import DecodeStream
-
         ids = list(ids)
         vocab = len(self.view.pieces)
         for token_id in ids:
@@ -104,8 +102,8 @@ class Engine:
         for window in windows(len(ids), self.context_length, stride):
             self._score_window(ids[window.start : window.end], window.first - window.start, k, columns)
         pieces = self.view.pieces
-        decoder = DecodeStream(ids=ids[:1], skip_special_tokens=False)
         backend = self.tokenizer.backend_tokenizer
+        decoder = _decoder(backend, ids[:1], skip_special_tokens=False)
         events = []
         for i, (prob, rank, entropy, top_probs, top_ids) in enumerate(zip(*columns, strict=True)):
             token_id = ids[i + 1]
@@ -214,8 +212,6 @@ class Generation(ReplyState):
             raise GenerationError(f"generation failed: {message[:300]}") from None
 
     def _decode(self, torch: Any) -> Iterator[TokenEvent]:
-        from tokenizers.decoders import DecodeStream
-
         engine, params = self.engine, self.params
         model, device = engine.model, engine.loaded.device
         pieces = engine.view.pieces  # built once per model, not per step
@@ -225,8 +221,8 @@ class Generation(ReplyState):
         if budget <= 0:
             self._finish("context_full")
             return
-        decoder = DecodeStream(ids=list(self.prefix), skip_special_tokens=True)
         backend = engine.tokenizer.backend_tokenizer
+        decoder = _decoder(backend, self.prefix, skip_special_tokens=True)
         stops = _StopStrings((*params.stop, *self.prompt.stop))
         generator = None
         if params.seed is not None:
@@ -352,6 +348,19 @@ class Generation(ReplyState):
 
     def _finish(self, reason: str) -> None:
         self.stats = ReplyStats.of(self.events, len(self.prompt.ids), reason, self.prompt.dropped_turns)
+
+
+def _decoder(backend: Any, read: Sequence[int], *, skip_special_tokens: bool) -> Any:
+    """A DecodeStream that has read ``read`` a token at a time, as the stream that wrote them did, so that
+    the next token's text follows on from theirs. (Given them at once, as ``DecodeStream(ids=...)``, it reads
+    bytes left over from a character cut in two as replacement characters, and the token that completes
+    the character then gives back the whole text again.)"""
+    from tokenizers.decoders import DecodeStream
+
+    decoder = DecodeStream(skip_special_tokens=skip_special_tokens)
+    for token_id in read:
+        decoder.step(backend, token_id)
+    return decoder
 
 
 class _HostCopies:

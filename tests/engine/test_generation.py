@@ -148,6 +148,83 @@ def test_branch_forces_the_chosen_token_and_continues(tiny_engine):
     assert branch[0].sampled_prob == 0.0  # greedy would not have picked it
     # The candidates at the forced step are the original step's distribution.
     assert [c.token_id for c in branch[0].candidates] == [c.token_id for c in original[step].candidates]
+    # Then it continues as greedy does from there: only the first step is forced.
+    after = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=5), prefix=[*prefix, alternative.token_id])
+    assert [e.token_id for e in branch[1:]] == [e.token_id for e in after]
+
+
+def test_a_reply_continued_inside_a_character_shows_the_character_whole(tiny_engine):
+    """The reply's text is read after the tokens it continues: a character split between the kept tokens
+    and the first new one comes out whole."""
+    prompt = tiny_engine.render(_chat("Hi"))
+    x, space, first, second = tiny_engine.tokenizer("x é", add_special_tokens=False)["input_ids"]
+    (event,) = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=1), prefix=[x, space, first], force=second)
+    assert event.token_id == second and event.text == "é"
+
+
+def test_a_special_token_adds_no_text_to_the_reply(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hi"))
+    special = tiny_engine.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    first, *_ = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=2), force=special)
+    assert first.token_id == special and first.text == ""
+
+
+def test_a_prompt_that_fills_the_context_gets_no_tokens_and_says_so(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hi"))
+    full = replace(prompt, ids=tuple([5] * tiny_engine.context_length))
+    generation = tiny_engine.generate(full, SamplingParams(max_new_tokens=4))
+    assert list(generation) == [] and generation.stats.stop_reason == "context_full"
+
+
+def test_sampling_without_a_seed_draws_from_the_distribution(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hi"))
+    events = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=8, temperature=1.0)))
+    assert len(events) == 8 and all(0 < e.sampled_prob <= 1 for e in events)
+
+
+def test_the_repetition_penalty_counts_the_prompt_s_tokens_as_transformers_does(tiny_engine):
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    prompt = tiny_engine.render(_chat("Hello hello world"))
+    params = SamplingParams(max_new_tokens=1, temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=2.0, seed=3)
+    (event,) = tiny_engine.generate(prompt, params)
+    ids = torch.tensor([prompt.ids])
+    with torch.inference_mode():
+        logits = tiny_engine.model(ids).logits[0, -1:].float()
+    expected = torch.softmax(RepetitionPenaltyLogitsProcessor(2.0)(ids, logits), dim=-1)[0, event.token_id]
+    assert event.sampled_prob == pytest.approx(expected.item(), rel=1e-4)
+
+
+class _Padded:
+    """The forward pass of a model whose logits run past its tokenizer's vocabulary (as Qwen2's are padded
+    to a multiple of 128), the padding scored above every real token."""
+
+    def __init__(self, forward) -> None:
+        self.forward = forward
+        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
+
+    def begin(self, capacity: int):
+        inner = self.forward.begin(capacity)
+
+        def pad(logits):
+            return torch.cat([logits, torch.full((8,), 1e4, dtype=logits.dtype)])
+
+        class Pass:
+            def prefill(self, ids):
+                return pad(inner.prefill(ids))
+
+            def step(self, token):
+                return pad(inner.step(token))
+
+        return Pass()
+
+
+def test_logits_past_the_tokenizer_s_vocabulary_are_never_chosen(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hi"))
+    plain = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6))]
+    tiny_engine.forward = _Padded(tiny_engine.forward)
+    padded = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6)))
+    assert [e.token_id for e in padded] == plain
 
 
 def test_context_overflow_drops_oldest_turns_but_keeps_system(tiny_engine):
