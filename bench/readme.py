@@ -31,7 +31,7 @@ HEADER = "| figure | llmtui | baseline (same run) | ratio | target |\n|---|---|-
 
 
 class Unreadable(Exception):
-    """A table names a run that is not kept, or one that is not a full run."""
+    """A table names a run that is not kept, not a run's JSON, or a --quick run."""
 
 
 def table(runs: Sequence[str], results: Path = RESULTS) -> str:
@@ -41,12 +41,14 @@ def table(runs: Sequence[str], results: Path = RESULTS) -> str:
         path = results / name
         try:
             run = json.loads(path.read_text())
+            if run.get("quick"):
+                raise Unreadable(f"{path} is a --quick run: its numbers mean nothing")
+            for figure in run["figures"]:
+                figures.setdefault(figure["name"], []).append(figure)
         except (OSError, ValueError) as exc:
             raise Unreadable(f"{path}: {exc}") from None
-        if run.get("quick"):
-            raise Unreadable(f"{path} is a --quick run: its numbers mean nothing")
-        for figure in run["figures"]:
-            figures.setdefault(figure["name"], []).append(figure)
+        except (AttributeError, KeyError, TypeError):
+            raise Unreadable(f"{path} is not the JSON of a run of python -m bench") from None
     rows = []
     for measured in figures.values():
         row = cells(measured)

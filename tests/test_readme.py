@@ -59,3 +59,6 @@ def test_a_quick_run_or_a_missing_one_cannot_be_quoted(tmp_path):
         readme.table([quick], tmp_path)
     with pytest.raises(readme.Unreadable, match=r"gone\.json"):
         readme.table(["gone.json"], tmp_path)
+    (tmp_path / "other.json").write_text('{"figures": [{"value": 1}]}')
+    with pytest.raises(readme.Unreadable, match="not the JSON of a run"):
+        readme.table(["other.json"], tmp_path)
