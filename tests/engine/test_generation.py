@@ -182,16 +182,23 @@ def test_sampling_without_a_seed_draws_from_the_distribution(tiny_engine):
     assert len(events) == 8 and all(0 < e.sampled_prob <= 1 for e in events)
 
 
-def test_the_repetition_penalty_counts_the_prompt_s_tokens_as_transformers_does(tiny_engine):
+def test_a_sampled_step_reports_the_model_s_distribution_and_the_one_it_drew_from(tiny_engine):
+    """The raw probability and entropy are the model's softmax; the sampled probability is that of the
+    distribution after the repetition penalty (over the prompt's tokens too, as transformers'
+    RepetitionPenaltyLogitsProcessor applies it) and the temperature."""
     from transformers import RepetitionPenaltyLogitsProcessor
 
     prompt = tiny_engine.render(_chat("Hello hello world"))
-    params = SamplingParams(max_new_tokens=1, temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=2.0, seed=3)
+    params = SamplingParams(max_new_tokens=1, temperature=0.7, top_k=0, top_p=1.0, repetition_penalty=2.0, seed=3)
     (event,) = tiny_engine.generate(prompt, params)
     ids = torch.tensor([prompt.ids])
     with torch.inference_mode():
         logits = tiny_engine.model(ids).logits[0, -1:].float()
-    expected = torch.softmax(RepetitionPenaltyLogitsProcessor(2.0)(ids, logits), dim=-1)[0, event.token_id]
+    raw = torch.softmax(logits, dim=-1)[0]
+    assert event.prob == pytest.approx(raw[event.token_id].item(), rel=1e-4)
+    assert event.entropy == pytest.approx(float(-(raw * raw.log()).sum()), rel=1e-4)
+    penalised = RepetitionPenaltyLogitsProcessor(2.0)(ids, logits)
+    expected = torch.softmax(penalised / 0.7, dim=-1)[0, event.token_id]
     assert event.sampled_prob == pytest.approx(expected.item(), rel=1e-4)
 
 
