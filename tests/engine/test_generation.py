@@ -202,6 +202,24 @@ def test_a_sampled_step_reports_the_model_s_distribution_and_the_one_it_drew_fro
     assert event.sampled_prob == pytest.approx(expected.item(), rel=1e-4)
 
 
+def test_top_p_draws_from_the_tokens_transformers_keeps_and_a_forced_token_is_taken_while_sampling(tiny_engine):
+    from transformers import TopPLogitsWarper
+
+    prompt = tiny_engine.render(_chat("Hello hello world"))
+    params = SamplingParams(max_new_tokens=3, temperature=1.0, top_p=0.6, seed=5)
+    first, *rest = tiny_engine.generate(prompt, params)
+    ids = torch.tensor([prompt.ids])
+    with torch.inference_mode():
+        logits = tiny_engine.model(ids).logits[0, -1:].float()
+    kept = torch.softmax(TopPLogitsWarper(0.6)(ids, logits), dim=-1)[0]
+    assert first.sampled_prob == pytest.approx(kept[first.token_id].item(), rel=1e-4)
+    assert 1 < int((kept > 0).sum()) < len(tiny_engine.view.pieces)  # the cut is somewhere in between
+    assert all(0 <= a.elapsed <= b.elapsed < 60 for a, b in zip([first, *rest], rest, strict=False))
+    outside = int(torch.argmin(kept))  # a token top-p leaves out
+    (forced, *_) = tiny_engine.generate(prompt, params, force=outside)
+    assert forced.token_id == outside and forced.sampled_prob == 0.0
+
+
 class _Padded:
     """The forward pass of a model whose logits run past its tokenizer's vocabulary (as Qwen2's are padded
     to a multiple of 128), the padding scored above every real token."""
