@@ -193,13 +193,15 @@ def tiny_llama(
 
 class Intercepted:
     """An engine's forward pass that calls ``before_prefill()`` before its prefill and ``before_step(n)``
-    before its n-th decode step (from 1): where a test makes a device fault happen, or holds a reply."""
+    before its n-th decode step (from 1), and hands on ``logits(x)`` of what each returns: where a test
+    makes a device fault happen, holds a reply, or changes what the model says."""
 
-    def __init__(self, forward, *, before_prefill=None, before_step=None) -> None:
+    def __init__(self, forward, *, before_prefill=None, before_step=None, logits=None) -> None:
         self.forward = forward
         self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
         self.before_prefill = before_prefill or (lambda: None)
         self.before_step = before_step or (lambda n: None)
+        self.logits = logits or (lambda x: x)
 
     @classmethod
     def failing(cls, forward, fault: BaseException, at: int) -> Intercepted:
@@ -219,12 +221,12 @@ class Intercepted:
 
             def prefill(self, ids):
                 outer.before_prefill()
-                return inner.prefill(ids)
+                return outer.logits(inner.prefill(ids))
 
             def step(self, token):
                 self.steps += 1
                 outer.before_step(self.steps)
-                return inner.step(token)
+                return outer.logits(inner.step(token))
 
         return Pass()
 

@@ -182,6 +182,14 @@ def test_sampling_without_a_seed_draws_from_the_distribution(tiny_engine):
     assert len(events) == 8 and all(0 < e.sampled_prob <= 1 for e in events)
 
 
+def _last_logits(engine, ids):
+    """The prompt as a batch of one, and the model's own logits at its last position (shape [1, vocab]):
+    what transformers' logits processors take."""
+    batch = torch.tensor([list(ids)])
+    with torch.inference_mode():
+        return batch, engine.model(batch).logits[0, -1:].float()
+
+
 def test_a_sampled_step_reports_the_model_s_distribution_and_the_one_it_drew_from(tiny_engine):
     """The raw probability and entropy are the model's softmax; the sampled probability is that of the
     distribution after the repetition penalty (over the prompt's tokens too, as transformers'
@@ -191,9 +199,7 @@ def test_a_sampled_step_reports_the_model_s_distribution_and_the_one_it_drew_fro
     prompt = tiny_engine.render(_chat("Hello hello world"))
     params = SamplingParams(max_new_tokens=1, temperature=0.7, top_k=0, top_p=1.0, repetition_penalty=2.0, seed=3)
     (event,) = tiny_engine.generate(prompt, params)
-    ids = torch.tensor([prompt.ids])
-    with torch.inference_mode():
-        logits = tiny_engine.model(ids).logits[0, -1:].float()
+    ids, logits = _last_logits(tiny_engine, prompt.ids)
     raw = torch.softmax(logits, dim=-1)[0]
     assert event.prob == pytest.approx(raw[event.token_id].item(), rel=1e-4)
     assert event.entropy == pytest.approx(float(-(raw * raw.log()).sum()), rel=1e-4)
@@ -208,9 +214,7 @@ def test_top_p_draws_from_the_tokens_transformers_keeps_and_a_forced_token_is_ta
     prompt = tiny_engine.render(_chat("Hello hello world"))
     params = SamplingParams(max_new_tokens=3, temperature=1.0, top_p=0.6, seed=5)
     first, *rest = tiny_engine.generate(prompt, params)
-    ids = torch.tensor([prompt.ids])
-    with torch.inference_mode():
-        logits = tiny_engine.model(ids).logits[0, -1:].float()
+    ids, logits = _last_logits(tiny_engine, prompt.ids)
     kept = torch.softmax(TopPLogitsWarper(0.6)(ids, logits), dim=-1)[0]
     assert first.sampled_prob == pytest.approx(kept[first.token_id].item(), rel=1e-4)
     assert 1 < int((kept > 0).sum()) < len(tiny_engine.view.pieces)  # the cut is somewhere in between
@@ -220,34 +224,16 @@ def test_top_p_draws_from_the_tokens_transformers_keeps_and_a_forced_token_is_ta
     assert forced.token_id == outside and forced.sampled_prob == 0.0
 
 
-class _Padded:
-    """The forward pass of a model whose logits run past its tokenizer's vocabulary (as Qwen2's are padded
-    to a multiple of 128), the padding scored above every real token."""
-
-    def __init__(self, forward) -> None:
-        self.forward = forward
-        self.name, self.quantize, self.note = forward.name, forward.quantize, forward.note
-
-    def begin(self, capacity: int):
-        inner = self.forward.begin(capacity)
-
-        def pad(logits):
-            return torch.cat([logits, torch.full((8,), 1e4, dtype=logits.dtype)])
-
-        class Pass:
-            def prefill(self, ids):
-                return pad(inner.prefill(ids))
-
-            def step(self, token):
-                return pad(inner.step(token))
-
-        return Pass()
-
-
 def test_logits_past_the_tokenizer_s_vocabulary_are_never_chosen(tiny_engine):
     prompt = tiny_engine.render(_chat("Hi"))
     plain = [e.token_id for e in tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6))]
-    tiny_engine.forward = _Padded(tiny_engine.forward)
+
+    # As a model whose logits run past its tokenizer's vocabulary (Qwen2's are padded to a multiple of
+    # 128), the padding scored above every real token.
+    def padded(logits):
+        return torch.cat([logits, torch.full((8,), 1e4, dtype=logits.dtype)])
+
+    tiny_engine.forward = builders.Intercepted(tiny_engine.forward, logits=padded)
     padded = list(tiny_engine.generate(prompt, SamplingParams(max_new_tokens=6)))
     assert [e.token_id for e in padded] == plain
 
