@@ -124,11 +124,22 @@ async def _first_screen(view: Any, text: str, repeat: int) -> _Screen:
     Also the longest stall of the UI's event loop while the inspector works, and over as long idle."""
     from textual.app import App, ComposeResult
 
+    from llmtui.tui.collector import QuietCollector
     from llmtui.tui.widgets.inspector import Inspector
 
     class One(App):
+        """The inspector alone, its garbage collected as the workstation collects it (tui/app.py)."""
+
         def compose(self) -> ComposeResult:
             yield Inspector()
+
+        def on_mount(self) -> None:
+            self.collector = QuietCollector()
+            self.collector.start()
+            self.set_interval(0.25, self.collector.tick)
+
+        def on_unmount(self) -> None:
+            self.collector.stop()
 
     def encode() -> float:
         start = time.perf_counter()

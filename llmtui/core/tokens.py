@@ -263,7 +263,9 @@ class TokenizerView:
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> Tokenization:
         """Cut text exactly as the model receives it (``tokenizer(text)["input_ids"]``), with offsets."""
-        enc = self.backend.encode(text, add_special_tokens=add_special_tokens)
+        # A batch of one: tokenizers' `encode` holds the GIL throughout, so a 1 MB text tokenized on a worker
+        # thread held the UI's event loop for a second; `encode_batch` lets go of it. Same pipeline, same ids.
+        (enc,) = self.backend.encode_batch([text], add_special_tokens=add_special_tokens)
         return Tokenization(self, text, enc.ids, enc.offsets)
 
     def from_ids(self, ids: Sequence[int]) -> Tokenization:

@@ -269,7 +269,7 @@ async def test_inspector_shows_the_prompt_and_typed_text(make_app):
         await pilot.press("end")
         last = inspector.tokenization[-1]
         source = app.query_one("#inspect-source")
-        assert source.selected_text == "Hello 龍"[last.start : last.end]
+        assert source.span_text == "Hello 龍"[last.start : last.end]
 
 
 async def test_pane_toggles_persist(make_app, private_dirs):

@@ -11,8 +11,6 @@ for them), and the cursor's step goes to the probability sidebar.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -20,13 +18,14 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Static
 
 from llmtui.core.errors import LlmtuiError
 from llmtui.core.events import TokenEvent
 from llmtui.core.text import escape_controls
 from llmtui.core.tokens import Tokenization, TokenizerView
 from llmtui.tui.widgets.chips import Chip, ChipLayout, ChipView, chip_label, prob_bucket
+from llmtui.tui.widgets.source import SourceLayout, SourceView
 
 
 def inspector_chips(
@@ -114,8 +113,7 @@ class Inspector(Vertical):
         self.source_title = "prompt"
         self.scores: dict[int, TokenEvent] = {}  # surprise mode: token index -> its step, as they arrive
         self._surprise_next = False  # the text being tokenized is to be shown in surprise mode
-        self._line_starts: list[int] = [0]
-        self._syncing = False
+        self._chosen_in_source: int | None = None  # the token the source's cursor moved the chips to
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -126,11 +124,15 @@ class Inspector(Vertical):
         yield InspectorChips(id="inspect-chips")
         yield ChipView(id="compare-chips")  # the same text under the compared tokenizer, when there is one
         yield Static("", id="inspect-detail")
-        yield TextArea("", id="inspect-source", read_only=True, soft_wrap=True, show_line_numbers=False)
+        yield SourceView(id="inspect-source")
 
     @property
     def chips(self) -> InspectorChips:
         return self.query_one(InspectorChips)
+
+    @property
+    def source(self) -> SourceView:
+        return self.query_one(SourceView)
 
     # -- what to show -----------------------------------------------------------------------------------
 
@@ -141,11 +143,17 @@ class Inspector(Vertical):
         self.source_title = title
         self._surprise_next = surprise
         chips = self.chips  # read the widgets here: the worker thread touches none
-        self._tokenize(self.view, text, add_special_tokens, chips.raw, chips.show_ids, chips.wrap_width())
+        self._tokenize(self.view, text, add_special_tokens, chips.raw, chips.show_ids, self._widths())
 
     @work(thread=True, exclusive=True, group="inspect")
     def _tokenize(
-        self, view: TokenizerView, text: str, add_special_tokens: bool, raw: bool, show_ids: bool, width: int
+        self,
+        view: TokenizerView,
+        text: str,
+        add_special_tokens: bool,
+        raw: bool,
+        show_ids: bool,
+        widths: tuple[int, int],
     ) -> None:
         try:
             tokenization = view.tokenize(text, add_special_tokens=add_special_tokens)
@@ -153,38 +161,44 @@ class Inspector(Vertical):
             if view is self.view:  # not a server the workstation has since left
                 self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
-        chips = inspector_chips(tokenization, raw=raw, show_ids=show_ids)
-        layout = ChipLayout.wrap(chips, width)  # here, not on the UI thread
         compared = None
         if self.compare_view is not None:
             compared = self.compare_view.tokenize(text, add_special_tokens=add_special_tokens)
-        self.app.call_from_thread(self._show, tokenization, chips, compared, layout)
+        self._laid_out(tokenization, inspector_chips(tokenization, raw=raw, show_ids=show_ids), compared, widths)
 
     @work(thread=True, exclusive=True, group="inspect")
-    def _decode_ids(self, view: TokenizerView, ids: list[int], width: int) -> None:
+    def _decode_ids(self, view: TokenizerView, ids: list[int], widths: tuple[int, int]) -> None:
         try:
             tokenization = view.from_ids(ids)
         except LlmtuiError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error", markup=False)
             return
-        chips = inspector_chips(tokenization)
-        layout = ChipLayout.wrap(chips, width)
-        self.app.call_from_thread(self._show, tokenization, chips, None, layout)
+        self._laid_out(tokenization, inspector_chips(tokenization), None, widths)
+
+    def _widths(self) -> tuple[int, int]:
+        """The widths the chips and the source wrap at, read on the UI thread for the worker."""
+        return self.chips.wrap_width(), self.source.wrap_width()
+
+    def _laid_out(
+        self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None, widths: tuple[int, int]
+    ) -> None:
+        """On the worker thread: both panes' rows wrapped here, then shown on the UI thread."""
+        layout = ChipLayout.wrap(chips, widths[0])
+        source = SourceLayout.wrap(tokenization.text, widths[1])
+        self.app.call_from_thread(self._show, tokenization, chips, compared, layout, source)
 
     def _show(
-        self, tokenization: Tokenization, chips: list[Chip], compared: Tokenization | None, layout: ChipLayout
+        self,
+        tokenization: Tokenization,
+        chips: list[Chip],
+        compared: Tokenization | None,
+        layout: ChipLayout,
+        source: SourceLayout,
     ) -> None:
         if not self.app.is_running:
             return  # the app is shutting down: the panes are being torn down
         self.tokenization = tokenization
         self.compared = compared
-        text = tokenization.text
-        starts = [0]
-        pos = text.find("\n")
-        while pos != -1:
-            starts.append(pos + 1)
-            pos = text.find("\n", pos + 1)
-        self._line_starts = starts
         self.scores = {}
         self.chips.follow = False
         self.chips.cursor = None
@@ -194,7 +208,7 @@ class Inspector(Vertical):
         other.display = compared is not None
         if compared is not None:
             other.set_chips(inspector_chips(compared, show_ids=self.chips.show_ids))
-        self.query_one("#inspect-source", TextArea).load_text(text)
+        self.source.set_text(tokenization.text, source)
         self._summary()
         self.query_one("#inspect-detail", Static).update("")
         wanted, self._surprise_next = self.chips.surprise or self._surprise_next, False
@@ -243,7 +257,7 @@ class Inspector(Vertical):
                 self.app.notify("ids: takes whole numbers separated by spaces.", severity="error")
                 return
             self.source_title = "ids"
-            self._decode_ids(self.view, ids, self.chips.wrap_width())
+            self._decode_ids(self.view, ids, self._widths())
         elif value.startswith("compare:"):
             spec = value[8:].strip()
             self._load_compare(spec)
@@ -269,10 +283,6 @@ class Inspector(Vertical):
 
     # -- selection, both ways ---------------------------------------------------------------------------
 
-    def _location(self, offset: int) -> tuple[int, int]:
-        row = bisect_right(self._line_starts, offset) - 1
-        return row, offset - self._line_starts[row]
-
     def on_chip_view_cursor_moved(self, message: ChipView.CursorMoved) -> None:
         message.stop()
         if message.view is not self.chips:
@@ -294,31 +304,18 @@ class Inspector(Vertical):
             detail.append(f"  p {scored.prob:.4f}  rank {scored.rank}", style="bold")
             self.post_message(self.StepChosen(scored))
         self.query_one("#inspect-detail", Static).update(detail)
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            source = self.query_one("#inspect-source", TextArea)
-            source.selection = source.selection.__class__(self._location(token.start), self._location(token.end))
-            source.scroll_cursor_visible()
-        finally:
-            self._syncing = False
+        # A token chosen in the source keeps the source's cursor where the user put it.
+        chosen_in_source, self._chosen_in_source = self._chosen_in_source == token.index, None
+        self.source.highlight(token.start, token.end, move_cursor=not chosen_in_source)
 
-    def on_text_area_selection_changed(self, message: TextArea.SelectionChanged) -> None:
+    def on_source_view_cursor_moved(self, message: SourceView.CursorMoved) -> None:
         message.stop()
-        if self._syncing or self.tokenization is None:
+        if self.tokenization is None:
             return
-        # The start: a token's own span selected from the chips maps back to that token, not the next.
-        row, column = message.selection.start
-        if row >= len(self._line_starts):
-            return
-        index = self.tokenization.token_at(self._line_starts[row] + column)
+        index = self.tokenization.token_at(message.offset)
         if index is not None and index != self.chips.cursor:
-            self._syncing = True
-            try:
-                self.chips.cursor = index
-            finally:
-                self._syncing = False
+            self._chosen_in_source = index  # the chips' CursorMoved, which it posts, comes back after this
+            self.chips.cursor = index
 
     def on_mount(self) -> None:
         self.query_one("#compare-chips", ChipView).display = False
