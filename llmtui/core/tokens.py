@@ -263,10 +263,14 @@ class TokenizerView:
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> Tokenization:
         """Cut text exactly as the model receives it (``tokenizer(text)["input_ids"]``), with offsets."""
-        # A batch of one: tokenizers' `encode` holds the GIL throughout, so a 1 MB text tokenized on a worker
-        # thread held the UI's event loop for a second; `encode_batch` lets go of it. Same pipeline, same ids.
+        # The UI tokenizes on a worker thread, so nothing here may hold the GIL for long. tokenizers' `encode`
+        # holds it throughout (a 1 MB text held the UI's event loop for a second) and `encode_batch` lets go
+        # of it: a batch of one, the same pipeline and ids. `enc.offsets` builds every span in one call that
+        # holds it too (0.1 s for 1 MB); one token at a time, other threads run in between.
         (enc,) = self.backend.encode_batch([text], add_special_tokens=add_special_tokens)
-        return Tokenization(self, text, enc.ids, enc.offsets)
+        span = enc.token_to_chars
+        offsets = [span(i) or (0, 0) for i in range(len(enc))]  # a special token added around the text: none
+        return Tokenization(self, text, enc.ids, offsets)
 
     def from_ids(self, ids: Sequence[int]) -> Tokenization:
         """Ids to pieces and text; offsets point into the decoded text."""
