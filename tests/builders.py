@@ -145,20 +145,27 @@ def tiny_llama(
     rope_theta: float = 10000.0,
     sharp_attention: float = 1.0,
     sentencepiece: bool = False,
+    bos: bool = False,
+    head_dim: int = 16,
 ) -> Path:
     """A 2-layer random decoder with a byte-level BPE tokenizer (``sentencepiece``: a SentencePiece one,
-    with byte fallback, as Llama 2's), saved as a normal checkpoint.
+        with byte fallback, as Llama 2's), saved as a normal checkpoint. ``bos``: the tokenizer adds its BOS
+        (``<|im_start|>``) before every text it encodes with special tokens, as Llama 2's and Mistral's do.
+    ``head_dim``: other than hidden_size / heads (16), as Qwen3's and Gemma's are.
 
-    ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
-    architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
-    position hardly matters; ``sharp_attention`` scales the query and key projections (attention then picks
-    out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
-    frequency fast, so that a position off by one changes what the model says.
+        ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
+        architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
+        position hardly matters; ``sharp_attention`` scales the query and key projections (attention then picks
+        out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
+        frequency fast, so that a position off by one changes what the model says.
     """
     import torch
     from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config
 
-    tokenizer = fast_tokenizer(sentencepiece_bpe() if sentencepiece else byte_level_bpe(), chat_template=chat_template)
+    backend = sentencepiece_bpe() if sentencepiece else byte_level_bpe()
+    if bos:
+        backend = with_template(backend, "<|im_start|> $A", "<|im_start|> $A <|im_start|> $B", ["<|im_start|>"])
+    tokenizer = fast_tokenizer(backend, chat_template=chat_template)
     config_class = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma": GemmaConfig}[architecture]
     config = config_class(
         vocab_size=len(tokenizer),
@@ -167,7 +174,7 @@ def tiny_llama(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        head_dim=16,
+        head_dim=head_dim,
         max_position_embeddings=context,
         bos_token_id=1,
         eos_token_id=2,

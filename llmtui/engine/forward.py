@@ -214,12 +214,13 @@ class PlainForward:
         with torch.no_grad():
             self.layers = [self._layer(layer) for layer in inner.layers]
             self.norm = inner.norm.weight
-            self.embed = inner.embed_tokens.weight
+            tied = model.lm_head.weight is inner.embed_tokens.weight  # asked before _fuse re-lays the head
             self.lm_head = self._fuse([model.lm_head])
-            if model.lm_head.weight is self.embed and self.lm_head.scale is None:
-                # Tied weights: the embedding becomes a view of the re-laid matrix (a row is one gather).
+            if tied and self.lm_head.scale is None:
+                # Tied weights stay one tensor: the embedding becomes a view of the re-laid matrix (a row is
+                # one gather), not the old copy kept beside it.
                 inner.embed_tokens.weight = model.lm_head.weight
-                self.embed = inner.embed_tokens.weight
+            self.embed = inner.embed_tokens.weight
 
     def _layer(self, layer: Any) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp

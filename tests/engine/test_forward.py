@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -33,7 +35,11 @@ def test_plain_forward_matches_transformers(tmp_path, threads, architecture, tie
     reference = load(str(directory), device="cpu", forward="transformers")
     plain = load(str(directory), device="cpu", forward="plain")
     assert plain.forward.name == "plain" and reference.forward.name == "transformers"
+    assert plain.forward.note == "exact" and plain.weights != "int8"
     assert plain.forward.input_major  # on a CPU
+    embedding, head = plain.model.get_input_embeddings().weight, plain.model.get_output_embeddings().weight
+    # Tied weights stay one tensor after the re-lay (SmolLM2's would otherwise be kept twice, 113 MB).
+    assert (embedding.untyped_storage().data_ptr() == head.untyped_storage().data_ptr()) == tied
 
     with torch.inference_mode():
         ours, theirs = plain.forward.begin(40), reference.forward.begin(40)
@@ -45,6 +51,24 @@ def test_plain_forward_matches_transformers(tmp_path, threads, architecture, tie
         # The transformers model still works on the re-laid weights (the prompt goes through it).
         full = torch.tensor([IDS])
         torch.testing.assert_close(plain.model(full).logits, reference.model(full).logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("head_dim", "dtype", "tolerance"), [(32, "float32", 1e-4), (16, "bfloat16", 2e-2)])
+def test_plain_forward_matches_transformers_with_wide_heads_and_in_bfloat16(tmp_path, head_dim, dtype, tolerance):
+    """Heads wider than hidden_size / heads (the config's head_dim, not the quotient), and weights kept in
+    bfloat16, as on a GPU: the same logits as transformers (bfloat16's own rounding aside)."""
+    directory = builders.tiny_llama(tmp_path / "m", head_dim=head_dim, context=64)
+    reference = load(str(directory), device="cpu", dtype=dtype, forward="transformers")
+    plain = load(str(directory), device="cpu", dtype=dtype, forward="plain")
+    assert plain.forward.name == "plain"
+    with torch.inference_mode():
+        ours, theirs = plain.forward.begin(40), reference.forward.begin(40)
+        a, b = ours.prefill(IDS), theirs.prefill(IDS)
+        for _ in range(10):
+            assert a.dtype == b.dtype == getattr(torch, dtype)
+            torch.testing.assert_close(a.float(), b.float(), rtol=tolerance, atol=tolerance * b.abs().max().item())
+            token = b.argmax()
+            a, b = ours.step(token), theirs.step(token)
 
 
 def test_other_architectures_fall_back_to_transformers(tmp_path):
@@ -100,9 +124,64 @@ def test_plain_forward_in_the_gpu_layout_matches_transformers(tmp_path):
     reference = load(str(directory), device="cpu", forward="transformers")
     model = load(str(directory), device="cpu", forward="transformers").model
     plain = forward.PlainForward(model, input_major=False)
+    assert not plain.input_major
     with torch.inference_mode():
         ours, theirs = plain.begin(30), reference.forward.begin(30)
         a, b = ours.prefill(IDS), theirs.prefill(IDS)
         for _ in range(10):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
             a, b = ours.step(b.argmax()), theirs.step(b.argmax())
+
+
+def _int8_grid(weight: torch.Tensor) -> torch.Tensor:
+    """The weight as int8 codes with one scale per output row (its largest magnitude is 127), the scale
+    kept in bf16, read back: what `--quantize int8` promises to compute with, written from that alone."""
+    scale = (weight.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-12)
+    return (weight / scale).round().clamp(-128, 127) * scale.to(torch.bfloat16).float()
+
+
+def _bf16_products(model: torch.nn.Module) -> None:
+    """Each linear layer's input and product (before its bias) rounded to bf16, as the int8 kernel has them."""
+
+    def round_input(module, args):
+        return (args[0].to(torch.bfloat16).float(),)
+
+    def round_product(module, args, out):
+        bias = module.bias if module.bias is not None else 0
+        return (out - bias).to(torch.bfloat16).float() + bias
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_pre_hook(round_input)
+            module.register_forward_hook(round_product)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2"])  # qwen2: biases on q, k and v
+def test_int8_weights_compute_with_the_int8_grid_of_every_linear_layer(tmp_path, architecture):
+    """The int8 pass reads the prompt with the exact weights and writes the reply with int8 ones. Against
+    transformers doing the same (the prompt through the exact model, each step through a copy whose linear
+    layers have their weights on the int8 grid and their inputs and products in bf16): the same logits."""
+    directory = builders.tiny_llama(tmp_path / "m", architecture=architecture, tied=False, context=64)
+    exact = load(str(directory), device="cpu", forward="transformers").model
+    gridded = load(str(directory), device="cpu", forward="transformers").model
+    with torch.no_grad():
+        for module in gridded.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(_int8_grid(module.weight.float()).to(module.weight.dtype))
+    _bf16_products(gridded)
+    loaded = load(str(directory), device="cpu", quantize="int8")
+    int8 = loaded.forward
+    assert isinstance(int8, forward.PlainForward) and int8.note == "int8 weights" and loaded.weights == "int8"
+    with torch.inference_mode():
+        ours = int8.begin(30)
+        a = ours.prefill(IDS)
+        out = exact(torch.tensor([IDS]), use_cache=True)
+        torch.testing.assert_close(a, out.logits[0, -1])
+        grid_cache, exact_cache = out.past_key_values, copy.deepcopy(out.past_key_values)
+        for _ in range(10):
+            token = a.argmax()
+            a = ours.step(token)
+            b = gridded(token.view(1, 1), past_key_values=grid_cache, use_cache=True).logits[0, -1]
+            c = exact(token.view(1, 1), past_key_values=exact_cache, use_cache=True).logits[0, -1]
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+            assert (a - c).abs().max() > 0.01  # the int8 grid is really another computation

@@ -7,6 +7,8 @@ from dataclasses import replace
 import builders
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmtui.core.errors import ContextOverflow, GenerationError, InvalidValue, OutOfMemory
 from llmtui.core.sampling import SamplingParams
@@ -252,6 +254,9 @@ def test_context_overflow_drops_oldest_turns_but_keeps_system(tiny_engine):
     assert len(prompt.ids) + 32 <= tiny_engine.context_length
     assert "Be brief." in prompt.text and "last question" in prompt.text
     assert prompt.text.index("<|im_start|>user") < prompt.text.index("<|im_start|>assistant")
+    reply = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=2))
+    list(reply)
+    assert reply.stats.dropped_turns == prompt.dropped_turns  # the reply's stats say what it did not see
     with pytest.raises(ContextOverflow):
         tiny_engine.render(_chat("word " * 400), reserve=32)
 
@@ -277,6 +282,35 @@ def test_tokenizer_without_chat_template_falls_back_to_plain_format(tmp_path):
     assert "\nUser:" in prompt.stop
 
 
+@pytest.mark.parametrize("templated", [True, False])
+def test_the_prompt_s_ids_are_transformers_own_with_a_tokenizer_that_adds_a_bos(tmp_path, templated):
+    """A chat template writes its BOS into the text, so its text is encoded without special tokens (one
+    BOS, not two); the plain format is encoded with them (the tokenizer's BOS first), as transformers does."""
+    from transformers import AutoTokenizer
+
+    directory = builders.tiny_llama(tmp_path / "m", bos=True, chat_template=builders.CHATML if templated else None)
+    engine = Engine(load(str(directory), device="cpu"))
+    messages = _chat("Hello", system="Be brief.")
+    prompt = engine.render(messages)
+    auto = AutoTokenizer.from_pretrained(directory)
+    bos = auto.convert_tokens_to_ids("<|im_start|>")
+    assert prompt.templated == templated
+    if templated:
+        expected = auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        expected = expected["input_ids"] if isinstance(expected, dict) or hasattr(expected, "keys") else expected
+        assert list(prompt.ids) == list(expected) and prompt.ids[1] != bos
+        assert engine.template([]) == ("", [], True)  # nothing to render yet: the template is not asked
+    else:
+        assert list(prompt.ids) == auto(prompt.text)["input_ids"] and prompt.ids[0] == bos
+
+
+def test_a_template_that_refuses_a_conversation_says_so(tmp_path):
+    template = "{{ raise_exception('roles must alternate') }}"
+    engine = Engine(load(str(builders.tiny_llama(tmp_path / "m", chat_template=template)), device="cpu"))
+    with pytest.raises(GenerationError, match="the model's chat template rejected this conversation: roles must"):
+        engine.render(_chat("Hello"))
+
+
 @pytest.mark.parametrize(
     ("stops", "chunks", "shown", "hit"),
     [
@@ -295,6 +329,48 @@ def test_stop_strings_never_show(stops, chunks, shown, hit):
         if was_hit:
             break
     assert out == shown and was_hit == hit
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stops=st.lists(st.text("ab", min_size=1, max_size=3), max_size=3),
+    chunks=st.lists(st.text("abc", max_size=4), min_size=1, max_size=6),
+)
+def test_stop_strings_show_everything_before_the_first_stop_and_hold_back_no_more_than_a_stop_s_start(stops, chunks):
+    """Against the plain definition: what is shown is the text up to where the first stop string begins
+    (all of it at the end when there is none); between chunks, what is held back is the longest end of
+    the text that could begin a stop string, nothing more."""
+    matcher = _StopStrings(stops)
+    fed = shown = ""
+    for i, chunk in enumerate(chunks):
+        final = i == len(chunks) - 1
+        fed += chunk
+        text, hit = matcher.feed(chunk, final=final)
+        shown += text
+        found = [fed.find(s) for s in stops if s in fed]
+        if found:
+            assert hit and shown == fed[: min(found)]
+            return
+        assert not hit
+        if final:
+            assert shown == fed and matcher.held == ""
+        else:
+            starts = [n for s in stops for n in range(1, len(s)) if fed.endswith(s[:n])]
+            assert matcher.held == fed[len(fed) - max(starts, default=0) :]
+            assert shown + matcher.held == fed
+
+
+def test_a_reply_that_ends_holding_the_start_of_a_stop_string_shows_it(tiny_engine):
+    prompt = tiny_engine.render(_chat("Hello"))
+    free = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=12))
+    text = "".join(e.text for e in free)
+    assert text.strip(), text
+    # A stop string that begins with the reply's last character and never comes: the reply's last step
+    # held that character back, and the reply's end must let it go.
+    stop = text[-1] + "\u2603\u2603"
+    generation = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=12, stop=(stop,)))
+    assert "".join(e.text for e in generation) == text
+    assert generation.stats.stop_reason == free.stats.stop_reason != "stop_string"
 
 
 def test_stop_string_ends_generation(tiny_engine):
