@@ -185,3 +185,9 @@ def test_int8_weights_compute_with_the_int8_grid_of_every_linear_layer(tmp_path,
             c = exact(token.view(1, 1), past_key_values=exact_cache, use_cache=True).logits[0, -1]
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
             assert (a - c).abs().max() > 0.01  # the int8 grid is really another computation
+
+
+def test_a_config_that_names_no_architecture_goes_through_transformers():
+    from types import SimpleNamespace
+
+    assert forward.unsupported(SimpleNamespace()) == "the unknown architecture runs through transformers"
