@@ -149,15 +149,15 @@ def tiny_llama(
     head_dim: int = 16,
 ) -> Path:
     """A 2-layer random decoder with a byte-level BPE tokenizer (``sentencepiece``: a SentencePiece one,
-        with byte fallback, as Llama 2's), saved as a normal checkpoint. ``bos``: the tokenizer adds its BOS
-        (``<|im_start|>``) before every text it encodes with special tokens, as Llama 2's and Mistral's do.
-    ``head_dim``: other than hidden_size / heads (16), as Qwen3's and Gemma's are.
+    with byte fallback, as Llama 2's), saved as a normal checkpoint.
 
-        ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
-        architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
-        position hardly matters; ``sharp_attention`` scales the query and key projections (attention then picks
-        out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
-        frequency fast, so that a position off by one changes what the model says.
+    ``architecture``: "llama" (grouped-query attention), "qwen2" (q/k/v biases) or "gemma" (an
+    architecture the plain forward pass does not run). Random weights attend almost uniformly, so a token's
+    position hardly matters; ``sharp_attention`` scales the query and key projections (attention then picks
+    out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
+    frequency fast, so that a position off by one changes what the model says. ``bos``: the tokenizer adds
+    its BOS (``<|im_start|>``) before every text it encodes with special tokens, as Llama 2's and Mistral's
+    do. ``head_dim``: other than hidden_size / heads (16), as Qwen3's and Gemma's are.
     """
     import torch
     from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config

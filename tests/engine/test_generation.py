@@ -296,9 +296,8 @@ def test_the_prompt_s_ids_are_transformers_own_with_a_tokenizer_that_adds_a_bos(
     bos = auto.convert_tokens_to_ids("<|im_start|>")
     assert prompt.templated == templated
     if templated:
-        expected = auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        expected = expected["input_ids"] if isinstance(expected, dict) or hasattr(expected, "keys") else expected
-        assert list(prompt.ids) == list(expected) and prompt.ids[1] != bos
+        expected = auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)["input_ids"]
+        assert list(prompt.ids) == expected and prompt.ids[1] != bos
         assert engine.template([]) == ("", [], True)  # nothing to render yet: the template is not asked
     else:
         assert list(prompt.ids) == auto(prompt.text)["input_ids"] and prompt.ids[0] == bos

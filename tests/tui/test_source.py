@@ -66,6 +66,15 @@ def view() -> TokenizerView:
 TEXT = "Hello wonderful world 龍\n" * 3
 
 
+async def shown(pilot, view: TokenizerView) -> Inspector:
+    """The inspector of ``OneInspector`` on ``view``, once it shows TEXT."""
+    inspector = pilot.app.query_one(Inspector)
+    inspector.view = view
+    inspector.show_text(TEXT, title="text")
+    await wait_for(pilot, lambda: inspector.tokenization is not None)
+    return inspector
+
+
 async def test_the_source_is_wrapped_on_the_worker_thread(view, monkeypatch):
     threads: list[str] = []
     wrap = SourceLayout.wrap.__func__
@@ -78,10 +87,7 @@ async def test_the_source_is_wrapped_on_the_worker_thread(view, monkeypatch):
     monkeypatch.setattr(source_module.SourceLayout, "wrap", classmethod(recorded))
     app = OneInspector()
     async with app.run_test(size=(100, 40)) as pilot:
-        inspector = app.query_one(Inspector)
-        inspector.view = view
-        inspector.show_text(TEXT, title="text")
-        await wait_for(pilot, lambda: inspector.tokenization is not None)
+        inspector = await shown(pilot, view)
         await pilot.pause()
         assert inspector.source.text == TEXT
         assert threads and threading.main_thread().name not in threads
@@ -90,10 +96,7 @@ async def test_the_source_is_wrapped_on_the_worker_thread(view, monkeypatch):
 async def test_the_cursor_in_the_source_moves_the_chips_and_stays_where_it_was_put(view):
     app = OneInspector()
     async with app.run_test(size=(100, 40)) as pilot:
-        inspector = app.query_one(Inspector)
-        inspector.view = view
-        inspector.show_text(TEXT, title="text")
-        await wait_for(pilot, lambda: inspector.tokenization is not None)
+        inspector = await shown(pilot, view)
         t = inspector.tokenization
         long = next(token for token in t if token.end - token.start >= 3)  # a token of several characters
         source = inspector.source
@@ -119,10 +122,7 @@ async def test_the_cursor_in_the_source_moves_the_chips_and_stays_where_it_was_p
 async def test_a_click_in_the_source_chooses_the_token_under_it(view):
     app = OneInspector()
     async with app.run_test(size=(100, 40)) as pilot:
-        inspector = app.query_one(Inspector)
-        inspector.view = view
-        inspector.show_text(TEXT, title="text")
-        await wait_for(pilot, lambda: inspector.tokenization is not None)
+        inspector = await shown(pilot, view)
         offset = TEXT.index("world") + 2
         await pilot.click(SourceView, offset=(offset, 0))
         await pilot.pause()

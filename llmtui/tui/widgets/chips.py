@@ -50,6 +50,16 @@ def chip_label(text: str) -> str:
     return visible(text) if text else "∅"
 
 
+def keep_row_in_view(view: ScrollView, row: int) -> None:
+    """Scroll a line-API view as little as it takes for content row ``row`` to be on screen."""
+    top = int(view.scroll_offset.y)
+    height = view.scrollable_content_region.height
+    if row < top:
+        view.scroll_to(y=row, animate=False, immediate=True)
+    elif row >= top + height:
+        view.scroll_to(y=row - height + 1, animate=False, immediate=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Chip:
     """One token drawn as a chip."""
@@ -249,13 +259,7 @@ class ChipView(ScrollView, can_focus=True):
     def _scroll_to_cursor(self) -> None:
         if self.cursor is None or self.cursor >= len(self.chip_layout.row_of):
             return
-        line = self.chip_layout.row_of[self.cursor]
-        top = int(self.scroll_offset.y)
-        height = self.scrollable_content_region.height
-        if line < top:
-            self.scroll_to(y=line, animate=False, immediate=True)
-        elif line >= top + height:
-            self.scroll_to(y=line - height + 1, animate=False, immediate=True)
+        keep_row_in_view(self, self.chip_layout.row_of[self.cursor])
 
     def action_move(self, delta: int) -> None:
         if not self.chips:

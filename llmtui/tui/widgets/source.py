@@ -23,6 +23,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from llmtui.tui.widgets.chips import keep_row_in_view
+
 # C0 controls (newline aside: it ends a row), DEL and C1, each as one cell.
 _PICTURES = str.maketrans(
     {c: chr(0x2400 + c) for c in range(0x20) if c != 0x0A} | {0x7F: "␡"} | {c: "�" for c in range(0x80, 0xA0)}
@@ -213,13 +215,7 @@ class SourceView(ScrollView, can_focus=True):
         self.post_message(self.CursorMoved(self, self.cursor))
 
     def _keep_in_view(self, offset: int) -> None:
-        row = self.source_layout.row_of(offset)
-        top = int(self.scroll_offset.y)
-        height = self.scrollable_content_region.height
-        if row < top:
-            self.scroll_to(y=row, animate=False, immediate=True)
-        elif row >= top + height:
-            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+        keep_row_in_view(self, self.source_layout.row_of(offset))
 
     def _column(self, row: int, offset: int) -> int:
         start, _ = self._row_span(row)
