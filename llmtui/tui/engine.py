@@ -105,6 +105,8 @@ class EngineController:
         if self.reply_when_ready:
             self.reply_when_ready = False
             ws.call_after_refresh(ws.replies.reply_at_end)
+        # The tokenizer's tables now live as long as the model: out of every later full collection.
+        ws.llmtui.collector.settle()
 
     def stopped(self, reason: str) -> None:
         """A reply failed mid-way (the engine process died, a device fault): say so and how to recover."""

@@ -44,6 +44,31 @@ def test_python_runs_no_full_collection_of_its_own_until_stopped():
     assert gc.get_threshold() == before
 
 
+def walked() -> set[int]:
+    """What a full collection walks now (by identity: some tracked objects compare oddly)."""
+    return {id(o) for o in gc.get_objects()}
+
+
+def test_what_lives_at_start_is_left_out_of_later_collections_until_stopped():
+    class Node:
+        pass
+
+    alive = [Node() for _ in range(1000)]
+    collector = QuietCollector()
+    collector.start()
+    try:
+        assert gc.get_freeze_count() >= len(alive)
+        assert not any(id(o) in walked() for o in alive[:10])
+        later = Node()
+        assert id(later) in walked()
+        collector.settle()  # a model is ready: what it loaded is settled too
+        assert id(later) not in walked()
+    finally:
+        collector.stop()
+    assert gc.get_freeze_count() == 0
+    assert id(alive[0]) in walked()
+
+
 def test_a_due_collection_waits_while_keys_come_and_runs_once_they_stop(collector):
     collector, clock = collector
     gc.collect()
