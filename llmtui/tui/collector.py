@@ -16,7 +16,8 @@ in proportion too).
 
 What lives as long as the app (modules, classes, the widgets, a tokenizer's tables) is settled out of the
 collections altogether (``gc.freeze``): at start and once a model is ready. A full collection then walks only
-what came after; with transformers imported it had walked 390,000 objects for nothing (151 ms, 0 once frozen).
+what came after, not the 50,000 objects (38 ms here) of the UI's modules and a tokenizer's tables. Frozen
+objects are still freed when their last reference goes; only a cycle among them waits until stop().
 """
 
 from __future__ import annotations
