@@ -183,8 +183,11 @@ def test_int8_weights_compute_with_the_int8_grid_of_every_linear_layer(tmp_path,
             a = ours.step(token)
             b = gridded(token.view(1, 1), past_key_values=grid_cache, use_cache=True).logits[0, -1]
             c = exact(token.view(1, 1), past_key_values=exact_cache, use_cache=True).logits[0, -1]
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-            assert (a - c).abs().max() > 0.01  # the int8 grid is really another computation
+            # Within a bfloat16 step or two: a bf16 matmul's rounding depends on its kernel and reduction order,
+            # which the CPU and thread count choose (one machine agreed to 1e-4, another to 2**-10 on small logits
+            # and 2**-7 on one near 1). The exact weights, off the grid, are outside that.
+            torch.testing.assert_close(a, b, rtol=2**-7, atol=2**-8)
+            assert not torch.allclose(c, b, rtol=2**-7, atol=2**-8)  # the int8 grid is really another computation
 
 
 def test_a_config_that_names_no_architecture_goes_through_transformers():

@@ -275,6 +275,12 @@ class ConversationView(VerticalScroll):
 
         return within(0), within(height)
 
+    @property
+    def _live(self) -> bool:
+        """Attached and not being closed: at the app's exit a callback deferred to after a refresh can
+        still run once the pane's children are pruned, with nothing left to reconcile against."""
+        return self.is_attached and not (self._closing or self._pruning)
+
     def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
         """Show exactly the items in ``wanted``, with a spacer for each run of the others between them;
         the mounts of the widgets built for it, to await where the caller needs the new views composed.
@@ -385,7 +391,7 @@ class ConversationView(VerticalScroll):
     def _settle(self) -> None:
         """After a layout: take the real heights, keep the end in view if following it, and move the
         window if the viewport is no longer covered."""
-        if not self.is_attached:
+        if not self._live:
             return
         self._measure()
         if self._follow:
@@ -404,7 +410,7 @@ class ConversationView(VerticalScroll):
     def _update_window(self) -> None:
         """Mount what the viewport shows now; the page either side of it follows after the frame."""
         self._update_pending = False
-        if not self.is_attached or not self._items:
+        if not self._live or not self._items:
             return
         self._measure()
         mounted = set(self._views)
@@ -425,7 +431,7 @@ class ConversationView(VerticalScroll):
         """After the frame that answered a scroll: mount the page either side of the viewport (and drop
         what is now too far away), all in one layout."""
         self._prefetch_pending = False
-        if not self.is_attached or not self._items:
+        if not self._live or not self._items:
             return
         _, wanted = self._window()
         if self._know(wanted):
