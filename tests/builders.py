@@ -147,6 +147,7 @@ def tiny_llama(
     sentencepiece: bool = False,
     bos: bool = False,
     head_dim: int = 16,
+    rope: dict | None = None,
 ) -> Path:
     """A 2-layer random decoder with a byte-level BPE tokenizer (``sentencepiece``: a SentencePiece one,
     with byte fallback, as Llama 2's), saved as a normal checkpoint.
@@ -157,7 +158,8 @@ def tiny_llama(
     out particular positions, as a trained model's does) and a small ``rope_theta`` turns every rotary
     frequency fast, so that a position off by one changes what the model says. ``bos``: the tokenizer adds
     its BOS (``<|im_start|>``) before every text it encodes with special tokens, as Llama 2's and Mistral's
-    do. ``head_dim``: other than hidden_size / heads (16), as Qwen3's and Gemma's are.
+    do. ``head_dim``: other than hidden_size / heads (16), as Qwen3's and Gemma's are. ``rope``: RoPE
+    scaling parameters beside the base (YaRN's, say).
     """
     import torch
     from transformers import AutoModelForCausalLM, GemmaConfig, LlamaConfig, Qwen2Config
@@ -180,7 +182,7 @@ def tiny_llama(
         eos_token_id=2,
         pad_token_id=2,
         tie_word_embeddings=tied,
-        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta, **(rope or {})},
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

@@ -281,7 +281,7 @@ class Generation(ReplyState):
             )
             self.events.append(event)
             if last or hit_stop:
-                self._finish(self._reason(token_id, hit_stop, step, budget, len(ids)))
+                self._finish(self._reason(token_id, hit_stop, len(ids)))
                 yield event
                 return
             yield event
@@ -335,7 +335,8 @@ class Generation(ReplyState):
             token = torch.tensor(forced, device=x.device)
         return token, sampled.index_select(0, token.view(1))[0]
 
-    def _reason(self, token_id: int, hit_stop: bool, step: int, budget: int, length: int) -> str:
+    def _reason(self, token_id: int, hit_stop: bool, length: int) -> str:
+        """Why the reply ended at this token; ``length`` is the tokens in context, the prompt's included."""
         if token_id in self.engine.eos_ids:
             return "eos"
         if hit_stop:

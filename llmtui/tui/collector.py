@@ -58,7 +58,10 @@ class QuietCollector:
 
     def settle(self) -> None:
         """Collect once, then leave every object alive now out of later collections: what exists at start or
-        once a model is ready lives as long as the app, and walking it again was most of each collection."""
+        once a model is ready lives as long as the app, and walking it again was most of each collection.
+        Only while started: a model ready after stop() (the app closing) would stay frozen for good."""
+        if self._saved is None:
+            return
         gc.collect()
         gc.freeze()
 

@@ -71,6 +71,38 @@ def test_plain_forward_matches_transformers_with_wide_heads_and_in_bfloat16(tmp_
             a, b = ours.step(token), theirs.step(token)
 
 
+@pytest.mark.parametrize(
+    "rope",
+    [
+        {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},  # scales attention too
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        },
+        {"rope_type": "linear", "factor": 2.0},
+    ],
+    ids=lambda rope: rope["rope_type"],
+)
+def test_plain_forward_matches_transformers_with_a_fixed_rope_scaling(tmp_path, rope):
+    """RoPE scalings fixed at load time (Qwen2.5's YaRN, Llama 3.1's, linear) run through the plain pass: the
+    frequencies are the model's own, and YaRN's attention factor scales the rotation as transformers does."""
+    directory = builders.tiny_llama(tmp_path / "m", context=64, rope_theta=100.0, sharp_attention=4.0, rope=rope)
+    reference = load(str(directory), device="cpu", forward="transformers")
+    plain = load(str(directory), device="cpu", forward="plain")
+    assert plain.forward.name == "plain"
+    assert (plain.forward.rope_scale != 1.0) == (rope["rope_type"] == "yarn")
+    with torch.inference_mode():
+        ours, theirs = plain.forward.begin(40), reference.forward.begin(40)
+        a, b = ours.prefill(IDS), theirs.prefill(IDS)
+        for _ in range(20):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+            token = b.argmax()
+            a, b = ours.step(token), theirs.step(token)
+
+
 def test_other_architectures_fall_back_to_transformers(tmp_path):
     directory = builders.tiny_llama(tmp_path / "g", architecture="gemma")
     loaded = load(str(directory), device="cpu")
@@ -194,3 +226,91 @@ def test_a_config_that_names_no_architecture_goes_through_transformers():
     from types import SimpleNamespace
 
     assert forward.unsupported(SimpleNamespace()) == "the unknown architecture runs through transformers"
+
+
+def test_the_transformers_pass_asked_for_says_so(tiny_model_dir):
+    """`--forward transformers` on a model the plain pass runs: the note says it was asked for, not why."""
+    loaded = load(str(tiny_model_dir), device="cpu", forward="transformers")
+    assert loaded.forward.name == "transformers" and loaded.forward.note == "asked for"
+
+
+def test_a_model_the_plain_pass_cannot_run_is_refused_in_one_sentence(tmp_path):
+    """Asking for the plain pass, or for int8 weights (which only it computes), on such a model: one sentence
+    that says what was asked and why it cannot be, never a silent fall back."""
+    directory = builders.tiny_llama(tmp_path / "g", architecture="gemma")
+    model = load(str(directory), device="cpu", forward="transformers").model
+    reason = "the gemma architecture runs through transformers"
+    with pytest.raises(InvalidValue) as plain:
+        forward.choose_forward(model, "plain")
+    assert str(plain.value) == f"asked for the plain forward pass, which cannot run this model: {reason}"
+    with pytest.raises(InvalidValue) as int8:
+        forward.choose_forward(model, "auto", "int8")
+    assert str(int8.value) == f"int8 weights need the plain forward pass, which cannot run this model: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        ({"rope_parameters": {"rope_type": "dynamic"}}, "its rotary embedding changes with the sequence length"),
+        ({"rope_parameters": {"rope_type": "longrope"}}, "its rotary embedding changes with the sequence length"),
+        ({"rope_scaling": {"type": "dynamic"}}, "its rotary embedding changes with the sequence length"),
+        ({"rope_parameters": {"rope_type": "linear"}}, None),  # a fixed rescale: inv_freq carries it
+        ({"rope_parameters": {"rope_type": "llama3"}}, None),
+        ({"hidden_act": "gelu"}, "its activation is gelu, not SwiGLU"),
+        ({"sliding_window": 16}, "it uses sliding-window attention"),
+        ({"sliding_window": 16, "use_sliding_window": False}, None),
+        ({"sliding_window": 64}, None),  # a window as long as the context never slides
+        ({"mlp_bias": True}, "its MLP has biases"),
+        ({}, None),
+    ],
+)
+def test_what_the_plain_pass_cannot_compute_is_named_from_the_config(config, reason):
+    """Each config the plain pass would compute wrongly is named: a rotary embedding that changes with the
+    sequence length (transformers recomputes its frequencies as the reply grows, the plain pass keeps the
+    first), another activation, a sliding window shorter than the context, MLP biases."""
+    from types import SimpleNamespace
+
+    settings = {"model_type": "llama", "max_position_embeddings": 64} | config
+    assert forward.unsupported(SimpleNamespace(**settings)) == reason
+
+
+def test_what_in_a_loaded_model_the_plain_pass_cannot_run_is_named(tmp_path):
+    """Beyond its config, a loaded model the plain pass would compute wrongly: one without transformers'
+    Llama layout (no shared rotary embedding), one whose layers accelerate spread over several devices,
+    one whose weights another library quantised to integers."""
+    from types import SimpleNamespace
+
+    directory = builders.tiny_llama(tmp_path / "m", context=64)
+
+    def model():
+        return load(str(directory), device="cpu", forward="transformers").model
+
+    assert forward.PlainForward.unsupported(model()) is None
+    assert forward.PlainForward.unsupported(SimpleNamespace()) == "its layers are not laid out as transformers' Llama"
+    other = model()
+    del other.model.rotary_emb
+    assert forward.PlainForward.unsupported(other) == "its layers are not laid out as transformers' Llama"
+    spread = model()
+    spread.model.layers[1].to("meta")
+    assert forward.PlainForward.unsupported(spread) == "its layers are spread over several devices"
+    quantised = model()
+    weight = quantised.lm_head.weight
+    quantised.lm_head.weight = torch.nn.Parameter(torch.zeros(weight.shape, dtype=torch.int8), requires_grad=False)
+    assert forward.PlainForward.unsupported(quantised) == "its weights are quantised by another library"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rms_norm_is_transformers_own_bit_for_bit(tmp_path, dtype):
+    """The plain pass's RMSNorm against transformers' LlamaRMSNorm on the same rows: each row normalised
+    over its own last dimension, in float32 whatever the weights' dtype, then cast back and scaled. The
+    decode step hands it one row; these are many, in a batch, so that the axis and the shapes show."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    directory = builders.tiny_llama(tmp_path / "m", context=64)
+    plain = load(str(directory), device="cpu", dtype=dtype, forward="plain").forward
+    reference = LlamaRMSNorm(64, eps=plain.eps).to(getattr(torch, dtype))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        reference.weight.normal_()
+        x = (torch.randn(2, 3, 64) * 4 + 1).to(getattr(torch, dtype))
+        assert torch.equal(plain.rms_norm(x, reference.weight), reference(x))

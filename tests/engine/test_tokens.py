@@ -313,6 +313,52 @@ def test_other_tokenizers_are_read_as_their_pieces():
     assert pieces == [b"hello", b"world", b"##x", "▁y".encode()]
 
 
+def _bare(model: str, decoder: str | None):
+    """A tokenizer with one sign of its family alone: ``model`` names its model, ``decoder`` its decoder."""
+    from tokenizers import Tokenizer, decoders, models
+
+    vocab = {"[UNK]": 0, "a": 1, "b": 2}
+    built = {
+        "BPE": lambda: models.BPE(vocab, [], unk_token="[UNK]"),
+        "BPE with byte fallback": lambda: models.BPE(vocab, [], unk_token="[UNK]", byte_fallback=True),
+        "WordPiece": lambda: models.WordPiece(vocab, unk_token="[UNK]"),
+        "Unigram": lambda: models.Unigram([(piece, 0.0) for piece in vocab], 0, False),
+        "WordLevel": lambda: models.WordLevel(vocab, unk_token="[UNK]"),
+    }
+    tok = Tokenizer(built[model]())
+    if decoder is not None:
+        tok.decoder = {
+            "ByteLevel": decoders.ByteLevel,
+            "WordPiece": decoders.WordPiece,
+            "Metaspace with its own mark": lambda: decoders.Metaspace(replacement="_"),
+            "ByteFallback": decoders.ByteFallback,
+            "Replace of ▁": lambda: decoders.Replace("▁", " "),
+        }[decoder]()
+    return tok
+
+
+@pytest.mark.parametrize(
+    ("model", "decoder", "family"),
+    [
+        ("BPE", "ByteLevel", "byte-level BPE"),
+        ("WordPiece", None, "WordPiece"),
+        ("BPE", "WordPiece", "WordPiece"),
+        ("BPE", "Metaspace with its own mark", "SentencePiece"),
+        ("BPE", "ByteFallback", "SentencePiece"),
+        ("BPE", "Replace of ▁", "SentencePiece"),
+        ("Unigram", None, "SentencePiece"),
+        ("BPE with byte fallback", None, "SentencePiece"),
+        ("BPE", None, "other"),
+        ("WordLevel", None, "other"),
+    ],
+)
+def test_each_sign_of_a_family_alone_names_it(model, decoder, family):
+    """The tokenizers the other tests build show every sign of their family at once; tokenizers in the wild
+    show some (a WordPiece model saved without its decoder, T5's Unigram, a SentencePiece BPE whose decoder
+    is only a Replace of ▁): each sign alone must name the family, and none names one that is not there."""
+    assert TokenizerView(_bare(model, decoder), "bare").family == family
+
+
 def test_ids_of_bytes_finds_the_one_cut(tiny_bpe):
     """A character a server streamed as its last token only: its tokens are known when exactly one cut of
     its bytes into that many tokens exists (added tokens are never part of a character)."""

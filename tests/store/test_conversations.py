@@ -169,6 +169,20 @@ def test_a_stale_writer_forks_instead_of_overwriting(store):
     assert fork["sampling"]["forked_from"] == other.id != result.id and fork["revision"] == 1  # a new file's first
 
 
+def test_a_file_another_program_rewrote_without_a_revision_is_never_overwritten(store):
+    """Another program rewrote the file and left out its revision (so it reads as revision 0): a save of
+    the copy we hold, at revision 1, forks rather than overwrite what it wrote."""
+    c = _conversation("ours")
+    original = store.save(c).id
+    theirs = c.to_dict() | {"title": "theirs"}
+    del theirs["revision"]
+    store.path(original).write_text(json.dumps(theirs))
+    c.add_user("one more")
+    result = store.save(c)
+    assert result.forked and result.id != original
+    assert store.load(original).title == "theirs"
+
+
 def test_a_revision_is_found_in_any_layout(store):
     """llmtui's own files say their revision in their first lines; any other JSON is read whole for it."""
     c = _conversation()
@@ -240,8 +254,101 @@ def test_delete_restore_rename_duplicate(store):
         store.restore(c)
     with pytest.raises(InvalidValue, match=r"^a title cannot be empty$"):
         store.rename(c, "  ")
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match=r"^not a conversation id: '\.\./etc/passwd'$"):
         store.path("../etc/passwd")
+
+
+def test_a_move_the_file_system_refuses_says_which_and_why(store):
+    """A conversation that cannot go to the trash, or back from it (a directory stands where it would
+    go): one sentence naming the conversation and the system's reason; the file stays where it was. A copy
+    is its own conversation, at its first revision."""
+    c = store.save(_conversation("stuck")).id
+    (store.root / ".trash" / f"{c}.json").mkdir(parents=True)
+    (store.root / ".trash" / f"{c}.json" / "x").touch()
+    with pytest.raises(StoreError) as caught:
+        store.delete(c)
+    assert str(caught.value) == f"cannot move {store.path(c)} to the trash: Is a directory"
+    assert store.load(c).title == "stuck"
+
+    gone = store.save(_conversation("gone")).id
+    store.delete(gone)
+    store.path(gone).mkdir()
+    with pytest.raises(StoreError) as caught:
+        store.restore(gone)
+    assert str(caught.value) == f"cannot restore {gone}: Is a directory"
+
+    copy = store.duplicate(c)
+    assert copy.revision == 1 and json.loads(store.path(copy.id).read_text())["revision"] == 1
+    with pytest.raises(StoreError) as caught:
+        store.load("missing-1")
+    assert str(caught.value) == f"no conversation missing-1 ({store.path('missing-1')} does not exist)"
+
+
+def test_the_index_is_used_from_any_thread_and_opened_again_after_close(store):
+    """The workstation lists and saves from worker threads, not the one that opened the index; a store
+    closed (a history screen left) opens its index again on the next listing."""
+    store.save(_conversation("threads"))
+    assert [s.title for s in store.list()[0]] == ["threads"]
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(store.list("threa")))
+    worker.start()
+    worker.join()
+    assert [s.title for s in found[0][0]] == ["threads"] and found[0][1] == []
+    store.close()
+    assert [s.title for s in store.list()[0]] == ["threads"] and store.notices == []
+
+
+def test_a_read_only_data_dir_keeps_the_index_in_memory(store, tmp_path, monkeypatch):
+    """The data dir made read-only (chmod 500): nothing is written there, not even the index, nor in the
+    directory llmtui was started in, and the history still lists and searches, from the files, on any
+    thread."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    store.save(_conversation("read me"))  # a save makes no index: only a listing does
+    data = store.root.parent
+    data.chmod(0o500)
+    try:
+        again = ConversationStore()
+        assert [s.title for s in again.list("read")[0]] == ["read me"]
+        found: list = []
+        worker = threading.Thread(target=lambda: found.append(again.list("me")[0]))
+        worker.start()
+        worker.join()
+        assert [s.title for s in found[0]] == ["read me"]
+        assert not [name for name in os.listdir(data) if name.startswith("index")]
+        assert os.listdir(tmp_path / "cwd") == []
+    finally:
+        data.chmod(0o700)
+
+
+def test_an_index_that_cannot_be_opened_falls_back_to_memory_saying_why(store):
+    """Something else where the index file goes (a directory): listing and search work from the files,
+    and the notice names the index and SQLite's reason."""
+    store.save(_conversation("still listed"))
+    index = store.root.parent / "index.sqlite"
+    index.mkdir()
+    summaries, problems = store.list("listed")
+    assert [s.title for s in summaries] == ["still listed"]
+    assert problems == [f"cannot write the search index {index} (unable to open database file); listing from the files"]
+    assert index.is_dir() and not list(index.iterdir())
+
+
+def test_a_two_letter_search_finds_only_what_holds_it(store):
+    """Shorter than a trigram, a search scans titles and texts; what the index adds between a
+    conversation's messages to join them is never found."""
+    with_it, without = _conversation("xx marks it"), _conversation("nothing here")
+    store.save(with_it)
+    store.save(without)
+    assert [s.title for s in store.list("xx")[0]] == ["xx marks it"]
+    (summary,) = store.list("nothing")[0]
+    assert summary.to_dict() == {
+        "id": without.id,
+        "title": "nothing here",
+        "updated": without.updated,
+        "model": "default",
+        "turns": 2,
+        "preview": "nothing here",
+    }
 
 
 def test_only_conversation_files_are_listed(store):

@@ -263,6 +263,10 @@ def test_hostile_conversation_files_are_reported_and_skipped(private_dirs):
     summaries, problems = store.list()
     assert sorted(s.id for s in summaries) == sorted([good, *HOSTILE_STEPS])
     assert len(problems) == len(HOSTILE) + 3 and all("\n" not in p for p in problems)
+    # What is skipped is named by its path, not only by its id.
+    for name in ("zero", "fifo"):
+        assert f"{store.root / name}.json is not a regular file; skipped" in problems
+    assert f"cannot read {store.root / 'dangling.json'}: No such file or directory; skipped" in problems
     for name, (_, why) in {**HOSTILE, **HOSTILE_STEPS}.items():
         with pytest.raises(StoreError, match=why) as caught:
             store.load(name)
