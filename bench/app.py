@@ -288,7 +288,14 @@ async def _workstation(
             if not app.is_running:
                 raise RuntimeError(f"the app stopped {what}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the app took too long {what}")
+                # What the app was doing, for a hang that will not come back on demand (CI met one once).
+                replies, status, turns = app.workstation.replies, app.status, app.conversation.turns
+                raise RuntimeError(
+                    f"the app took too long {what}: status {status.state!r} {status.detail!r}, "
+                    f"reply in flight {replies.busy} (turn {replies.live_turn}), "
+                    f"{len(app.generation.events) if app.generation is not None else 'no'} events, "
+                    f"last turn {turns[-1].role if turns else None!r}"
+                )
 
         async def reply_started() -> Any:
             deadline = time.monotonic() + REPLY_TIMEOUT_S
