@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,6 +26,18 @@ def threads():
     torch.set_num_threads(before)
 
 
+def _steps_match(ours: forward.Forward, theirs: forward.Forward, *, capacity: int, steps: int) -> None:
+    """The prompt and then ``steps`` decode steps give the same logits (to 1e-4) through both passes, each
+    step feeding the reference's greedy token to both."""
+    with torch.inference_mode():
+        mine, reference = ours.begin(capacity), theirs.begin(capacity)
+        a, b = mine.prefill(IDS), reference.prefill(IDS)
+        for _ in range(steps):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+            token = b.argmax()
+            a, b = mine.step(token), reference.step(token)
+
+
 @pytest.mark.parametrize(
     ("architecture", "tied"), [("llama", False), ("llama", True), ("qwen2", False), ("qwen2", True)]
 )
@@ -41,13 +54,8 @@ def test_plain_forward_matches_transformers(tmp_path, threads, architecture, tie
     # Tied weights stay one tensor after the re-lay (SmolLM2's would otherwise be kept twice, 113 MB).
     assert (embedding.untyped_storage().data_ptr() == head.untyped_storage().data_ptr()) == tied
 
+    _steps_match(plain.forward, reference.forward, capacity=40, steps=20)
     with torch.inference_mode():
-        ours, theirs = plain.forward.begin(40), reference.forward.begin(40)
-        a, b = ours.prefill(IDS), theirs.prefill(IDS)
-        for _ in range(20):  # each step feeds the reference's greedy token to both
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-            token = b.argmax()
-            a, b = ours.step(token), theirs.step(token)
         # The transformers model still works on the re-laid weights (the prompt goes through it).
         full = torch.tensor([IDS])
         torch.testing.assert_close(plain.model(full).logits, reference.model(full).logits, rtol=1e-4, atol=1e-4)
@@ -94,13 +102,7 @@ def test_plain_forward_matches_transformers_with_a_fixed_rope_scaling(tmp_path, 
     plain = load(str(directory), device="cpu", forward="plain")
     assert plain.forward.name == "plain"
     assert (plain.forward.rope_scale != 1.0) == (rope["rope_type"] == "yarn")
-    with torch.inference_mode():
-        ours, theirs = plain.forward.begin(40), reference.forward.begin(40)
-        a, b = ours.prefill(IDS), theirs.prefill(IDS)
-        for _ in range(20):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-            token = b.argmax()
-            a, b = ours.step(token), theirs.step(token)
+    _steps_match(plain.forward, reference.forward, capacity=40, steps=20)
 
 
 def test_other_architectures_fall_back_to_transformers(tmp_path):
@@ -157,12 +159,7 @@ def test_plain_forward_in_the_gpu_layout_matches_transformers(tmp_path):
     model = load(str(directory), device="cpu", forward="transformers").model
     plain = forward.PlainForward(model, input_major=False)
     assert not plain.input_major
-    with torch.inference_mode():
-        ours, theirs = plain.begin(30), reference.forward.begin(30)
-        a, b = ours.prefill(IDS), theirs.prefill(IDS)
-        for _ in range(10):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-            a, b = ours.step(b.argmax()), theirs.step(b.argmax())
+    _steps_match(plain, reference.forward, capacity=30, steps=10)
 
 
 def _int8_grid(weight: torch.Tensor) -> torch.Tensor:
@@ -223,8 +220,6 @@ def test_int8_weights_compute_with_the_int8_grid_of_every_linear_layer(tmp_path,
 
 
 def test_a_config_that_names_no_architecture_goes_through_transformers():
-    from types import SimpleNamespace
-
     assert forward.unsupported(SimpleNamespace()) == "the unknown architecture runs through transformers"
 
 
@@ -268,8 +263,6 @@ def test_what_the_plain_pass_cannot_compute_is_named_from_the_config(config, rea
     """Each config the plain pass would compute wrongly is named: a rotary embedding that changes with the
     sequence length (transformers recomputes its frequencies as the reply grows, the plain pass keeps the
     first), another activation, a sliding window shorter than the context, MLP biases."""
-    from types import SimpleNamespace
-
     settings = {"model_type": "llama", "max_position_embeddings": 64} | config
     assert forward.unsupported(SimpleNamespace(**settings)) == reason
 
@@ -278,8 +271,6 @@ def test_what_in_a_loaded_model_the_plain_pass_cannot_run_is_named(tmp_path):
     """Beyond its config, a loaded model the plain pass would compute wrongly: one without transformers'
     Llama layout (no shared rotary embedding), one whose layers accelerate spread over several devices,
     one whose weights another library quantised to integers."""
-    from types import SimpleNamespace
-
     directory = builders.tiny_llama(tmp_path / "m", context=64)
 
     def model():

@@ -284,16 +284,22 @@ def test_a_move_the_file_system_refuses_says_which_and_why(store):
     assert str(caught.value) == f"no conversation missing-1 ({store.path('missing-1')} does not exist)"
 
 
+def _from_another_thread(call):
+    """What ``call()`` returns when run on a thread of its own, as the workstation's workers run the store."""
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(call()))
+    worker.start()
+    worker.join()
+    return result[0]
+
+
 def test_the_index_is_used_from_any_thread_and_opened_again_after_close(store):
     """The workstation lists and saves from worker threads, not the one that opened the index; a store
     closed (a history screen left) opens its index again on the next listing."""
     store.save(_conversation("threads"))
     assert [s.title for s in store.list()[0]] == ["threads"]
-    found: list = []
-    worker = threading.Thread(target=lambda: found.append(store.list("threa")))
-    worker.start()
-    worker.join()
-    assert [s.title for s in found[0][0]] == ["threads"] and found[0][1] == []
+    summaries, problems = _from_another_thread(lambda: store.list("threa"))
+    assert [s.title for s in summaries] == ["threads"] and problems == []
     store.close()
     assert [s.title for s in store.list()[0]] == ["threads"] and store.notices == []
 
@@ -310,11 +316,7 @@ def test_a_read_only_data_dir_keeps_the_index_in_memory(store, tmp_path, monkeyp
     try:
         again = ConversationStore()
         assert [s.title for s in again.list("read")[0]] == ["read me"]
-        found: list = []
-        worker = threading.Thread(target=lambda: found.append(again.list("me")[0]))
-        worker.start()
-        worker.join()
-        assert [s.title for s in found[0]] == ["read me"]
+        assert [s.title for s in _from_another_thread(lambda: again.list("me"))[0]] == ["read me"]
         assert not [name for name in os.listdir(data) if name.startswith("index")]
         assert os.listdir(tmp_path / "cwd") == []
     finally:
