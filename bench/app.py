@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,19 +297,32 @@ async def _workstation(
                     f"last turn {turns[-1].role if turns else None!r}"
                 )
 
-        async def reply_started() -> Any:
+        def last_version() -> Any:
+            turns = app.conversation.turns
+            return turns[-1].version if turns else None
+
+        def ended(before: Any) -> bool:
+            """A reply asked for after ``before`` (the last version then) has come and gone: a short reply
+            of a small model can start and end between two looks at app.generation."""
+            version = last_version()
+            return version is not before and version.stats is not None and not app.workstation.replies.busy
+
+        async def reply_started(before: Any) -> Any:
             deadline = time.monotonic() + REPLY_TIMEOUT_S
-            while app.generation is None or not app.generation.events:
+            while (app.generation is None or not app.generation.events) and not ended(before):
                 alive(deadline, "before a reply began")
                 await asyncio.sleep(0.002)
             return app.generation
 
-        async def app_reply(timed: bool = True) -> None:
-            await reply_started()
+        async def app_reply(ask: Callable[[], Any], timed: bool = True) -> None:
+            """Ask for a reply and wait for its end; the UI's CPU is counted from the asking (the pane shown,
+            the reply started) to the end."""
+            before = last_version()
             clock = CpuClock()
             clock.sample()
+            ask()
             deadline = time.monotonic() + REPLY_TIMEOUT_S
-            while app.generation is not None:
+            while not ended(before):
                 alive(deadline, "before the reply ended")
                 await asyncio.sleep(0.02)
                 clock.sample()
@@ -329,21 +342,20 @@ async def _workstation(
         result.idle = await press_times()
         app.params = params
         composer.text = PROMPT
-        composer.action_submit()
-        await app_reply(timed=False)  # both warm up, untimed
+        await app_reply(composer.action_submit, timed=False)  # both warm up, untimed
         alone.reply()
         for i in range(repeat):  # interleaved in alternating order, so drift hits both alike
             if i % 2:
                 alone_reply()
-            app.workstation.action_regenerate()  # the same prompt again: the same greedy tokens
-            await app_reply()
+            await app_reply(app.workstation.action_regenerate)  # the same prompt again: the same greedy tokens
             if not i % 2:
                 alone_reply()
 
         app.params = SamplingParams(max_new_tokens=4000, stop=())
         composer.text = "Tell me a very long story."
+        before = last_version()
         composer.action_submit()
-        generation = await reply_started()
+        generation = await reply_started(before)
         composer.focus()
         result.streaming = await press_times()
         if not generation.events or generation.stats is not None:

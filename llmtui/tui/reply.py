@@ -22,8 +22,6 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.timer import Timer
-from textual.widgets import Markdown
-from textual.widgets.markdown import MarkdownStream
 
 from llmtui.backends.base import Backend, Reply
 from llmtui.core.errors import LlmtuiError
@@ -31,14 +29,13 @@ from llmtui.core.events import TokenEvent, decode_rate
 from llmtui.core.prompt import Message
 from llmtui.core.replay import playback
 from llmtui.core.sampling import SamplingParams
-from llmtui.core.text import escape_controls
 
 if TYPE_CHECKING:
     from llmtui.core.conversation import Version
     from llmtui.tui.workstation import Workstation
 
 # The token stream takes new steps once a frame; the panes that change slowly take them every SLOW_SECONDS
-# (and on the first and the last frame): the reply's Markdown (a layout: a reflow of the screen), the sidebar
+# (and on the first and the last frame): the reply's Markdown (its last block rendered again), the sidebar
 # (its top-k list is the dearest widget to draw), the sparkline and the status bar. Textual repaints every
 # widget that overlaps what changed, whole, so a frame costs milliseconds however little it changes; on a
 # small machine that CPU is the decode loop's. 15 frames a second still reads as a live stream, and at a
@@ -63,8 +60,7 @@ class ReplyController:
         self._queue: deque[TokenEvent] = deque()
         self._timer: Timer | None = None
         self._slow_at = 0.0  # when the slow panes last took what had arrived (time.monotonic)
-        self._markdown: MarkdownStream | None = None
-        self._shown = 0  # characters of the live reply handed to its Markdown
+        self._shown = 0  # characters of the live reply the conversation pane has drawn
         self._saved_at: float | None = None  # when the reply in flight was last saved; None: not again
         self._save_every = SAVE_SECONDS
         self.closed = False  # the app is quitting
@@ -200,16 +196,15 @@ class ReplyController:
         self._save_every = SAVE_SECONDS
         self._save_progress()
 
-        async def show_and_start() -> None:
+        def show_and_start() -> None:
+            pane = self.ws.conversation_view
             if rebuild:
-                await self.ws.show_conversation()
+                self.ws.show_conversation()
             elif rebuild is False:
-                await self.ws.conversation_view.extend(conversation)
+                pane.extend(conversation)
             self.ws.show_stream(index)
-            view = self.ws.conversation_view.message(index)
-            version = conversation.turns[index].version
-            self._shown = len(version.content)
-            self._markdown = Markdown.get_stream(await view.live()) if view is not None else None
+            self._shown = len(conversation.turns[index].version.content)
+            pane.begin_live(index)
             self.ws.status.set(state="generating", detail="")
             self._start_frames()
             worker = partial(self._decode, backend, messages, params, tuple(prefix), force)
@@ -291,10 +286,10 @@ class ReplyController:
             self._queue.append(event)
         self.ws.app.call_from_thread(self._replay_finished)
 
-    async def _replay_finished(self) -> None:
+    def _replay_finished(self) -> None:
         if self._gone:
             return
-        await self._frame(final=True)
+        self._frame(final=True)
         self._stop_frames()
         self.replaying = False
         self.ws.status.set(state="ready", detail="")
@@ -323,7 +318,7 @@ class ReplyController:
             version.content += "".join(e.text for e in events)
         return events, version
 
-    async def _frame(self, *, final: bool = False) -> None:
+    def _frame(self, *, final: bool = False) -> None:
         """UI thread, once a frame: hand each pane what arrived since the last frame."""
         events, version = self._take()
         if not events and not final:
@@ -333,10 +328,9 @@ class ReplyController:
         if slow:
             self._slow_at = now
         if version is not None and slow:
-            if self._markdown is not None and len(version.content) > self._shown:
-                # Mark the text as shown before awaiting: the reply's end may drain a frame meanwhile.
-                fragment, self._shown = version.content[self._shown :], len(version.content)
-                await self._markdown.write(escape_controls(fragment))
+            if len(version.content) > self._shown:
+                self._shown = len(version.content)
+                self.ws.conversation_view.grew()
             if version.events:
                 generation = self.generation
                 self.ws.status.set(
@@ -369,16 +363,13 @@ class ReplyController:
 
     # -- ending -----------------------------------------------------------------------------------------
 
-    async def _finished(self, generation: Reply | None, error: str | None) -> None:
+    def _finished(self, generation: Reply | None, error: str | None) -> None:
         """UI thread: the reply ended (finished, stopped, or failed with ``error``); keep it and save it."""
         if self._gone:
             return
         index = self.live_turn
-        await self._frame(final=True)
+        self._frame(final=True)
         self._stop_frames()
-        if self._markdown is not None:
-            await self._markdown.stop()
-            self._markdown = None
         self.generation = None
         self.live_turn = None
         if index is None:
@@ -391,9 +382,7 @@ class ReplyController:
         version.stats = stats
         version.partial = error is not None or (stats is not None and stats.stop_reason == "stopped")
         version.error = error
-        view = self.ws.conversation_view.message(index)
-        if view is not None:
-            view.refresh_turn()
+        self.ws.conversation_view.end_live()
         if error is None:
             self.ws.status.set(state="stopped" if version.partial else "ready", detail="")
         elif generation is None:  # refused before it began (the context is full, the engine cannot be reached)

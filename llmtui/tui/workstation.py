@@ -40,7 +40,7 @@ from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import ChipView
 from llmtui.tui.widgets.conversation import Composer, ConversationView
 from llmtui.tui.widgets.inspector import Inspector
-from llmtui.tui.widgets.message import MessageView, SystemPromptView, code_blocks
+from llmtui.tui.widgets.message import code_blocks
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.status import StatusBar
 from llmtui.tui.widgets.token_stream import TokenChips, TokenStream
@@ -118,7 +118,7 @@ class Workstation(Screen[None]):
             self.query_one(f"#{pane}").set_class(not shown, "-hidden")
         self.chips.show_ids = layout.token_ids
         self.sidebar.sparkline_of = layout.sparkline
-        self.query_one(SystemPromptView).show(self.conversation.system)
+        self.conversation_view.show_system(self.conversation.system)
         self.composer.focus()
         self._activate_pane("tokens")
         if self.conversation.turns:
@@ -253,8 +253,11 @@ class Workstation(Screen[None]):
             return
         self.replies.branch(self.stream_turn, message.step, message.token_id)
 
-    @on(MessageView.Action)
-    async def _message_action(self, message: MessageView.Action) -> None:
+    @on(ConversationView.Action)
+    def _message_action(self, message: ConversationView.Action) -> None:
+        if message.index is None:
+            self._system_action(message.what)
+            return
         turn = self.conversation.turns[message.index]
         if message.what == "copy":
             self.app.copy_to_clipboard(turn.content)
@@ -270,7 +273,7 @@ class Workstation(Screen[None]):
             target = turn.current + message.arg
             if 0 <= target < len(turn.versions) and self.replies.can_act(needs_model=False):
                 self.conversation.switch(message.index, target)
-                await self.show_conversation(focus=message.index)
+                self.show_conversation(focus=message.index)
                 self.autosave()
         elif message.what == "edit":
             if turn.role != "user":
@@ -290,12 +293,22 @@ class Workstation(Screen[None]):
         if text is not None and text.strip() and text != self.conversation.turns[index].content:
             self.replies.edit(index, text)
 
-    @on(SystemPromptView.Edit)
+    def _system_action(self, what: str) -> None:
+        if what == "copy":
+            self.app.copy_to_clipboard(self.conversation.system)
+            self.notify("System prompt copied to the clipboard (OSC 52).")
+        elif what == "edit":
+            self.edit_system()
+        elif what == "inspect":
+            self.inspector.show_text(self.conversation.system, title="system prompt")
+            self.reveal("inspector")
+        elif what == "score":
+            self.score_system()
+
     def edit_system(self) -> None:
         """Edit the system prompt in a dialog."""
         self.app.push_screen(EditScreen("System prompt", self.conversation.system), self._system_edited)
 
-    @on(SystemPromptView.Score)
     def score_system(self) -> None:
         """Score the system prompt in the inspector (surprise mode)."""
         if self.conversation.system:
@@ -310,19 +323,17 @@ class Workstation(Screen[None]):
 
     def set_system(self, text: str) -> None:
         self.conversation.system = text.strip()
-        self.query_one(SystemPromptView).show(self.conversation.system)
+        self.conversation_view.show_system(self.conversation.system)
         self.inspect_prompt()
         self.autosave()
 
     # -- panes ------------------------------------------------------------------------------------------
 
-    async def show_conversation(self, focus: int | None = None) -> None:
+    def show_conversation(self, focus: int | None = None) -> None:
         """Rebuild the conversation pane from the conversation (after a load, a version switch, an edit)."""
-        await self.conversation_view.show(self.conversation)
+        self.conversation_view.show(self.conversation)
         if focus is not None:
-            view = self.conversation_view.message(focus)
-            if view is not None:
-                view.focus()
+            self.conversation_view.select(focus)
         if self.stream_turn is not None and self.stream_turn >= len(self.conversation.turns):
             self.stream_turn = None
         last = self.replies.last_reply()

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Markdown
 
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.core.text import escape_controls
 from llmtui.tui.screens.edit import EditScreen
 from llmtui.tui.widgets.chips import prob_bucket
-from llmtui.tui.widgets.conversation import Composer
+from llmtui.tui.widgets.conversation import SYSTEM, Composer, ConversationView
 from llmtui.tui.widgets.inspector import Inspector
-from llmtui.tui.widgets.message import MessageView, SystemPromptView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
 from tests.conftest import LONG_REPLY
 from tests.tui.conftest import wait_for, wait_idle, wait_ready
+
+
+def shown_notes(app) -> list[str]:
+    """The notices the conversation pane draws, as text."""
+    pane = app.query_one(ConversationView)
+    return [pane.text_of(note) for note in pane.notes]
 
 
 async def send(pilot, text: str) -> None:
@@ -61,21 +65,21 @@ async def test_stop_keeps_the_partial_reply(make_app, tiny_long_model_dir):
         await wait_ready(pilot)
         await send(pilot, "Hello")
         await wait_for(pilot, lambda: app.generation is not None and len(app.generation.events) > 2)
-        # The reply's Markdown is streamed while it is written, not only when it ends.
-        markdown = app.query_one("MessageView.assistant", MessageView).query_one(Markdown)
-        await wait_for(pilot, lambda: markdown.source != "")
+        # The reply is drawn while it is written, not only when it ends.
+        pane = app.query_one(ConversationView)
+        words = lambda: escape_controls(app.conversation.turns[1].content).split()  # noqa: E731
+        await wait_for(pilot, lambda: words() and words()[0] in pane.text_of(1).split("\n", 1)[1])
+        assert "stopped" not in pane.text_of(1)
         assert app.generation is not None
         await pilot.press("escape")
         await wait_idle(pilot)
         version = app.conversation.turns[-1].version
-        assert markdown.source == escape_controls(version.content)
         assert version.stats.stop_reason == "stopped"
         assert version.partial and 0 < len(version.events) < LONG_REPLY
         assert version.content == "".join(e.text for e in version.events)
         assert app.status.state == "stopped"
-        view = app.query_one("MessageView.assistant", MessageView)
         # Written now: drawn as every other written message is, from its text, the reason in its footer.
-        assert view.written and "stopped" in view.footer().plain
+        assert pane.text_of(1).splitlines()[-1].strip().startswith("▌ ■ stopped")
 
 
 async def test_regenerate_keeps_every_version(make_app):
@@ -90,9 +94,9 @@ async def test_regenerate_keeps_every_version(make_app):
         await wait_idle(pilot)
         turn = app.conversation.turns[-1]
         assert turn.current == 1 and turn.versions[0].content == first
-        # The version switcher: focus the reply and go back to version 1.
-        view = next(v for v in app.query(MessageView) if v.index == 1)
-        view.focus()
+        # The version switcher: select the reply and go back to version 1.
+        await pilot.press("shift+tab")
+        assert app.query_one(ConversationView).cursor == 1
         await pilot.press("left")
         await pilot.pause(0.2)
         assert app.conversation.turns[-1].current == 0
@@ -132,8 +136,7 @@ async def test_edit_an_earlier_message_and_continue(make_app):
         await send(pilot, "More")
         await wait_idle(pilot)
         assert len(app.conversation.turns) == 4
-        first_user = next(v for v in app.query(MessageView) if v.index == 0)
-        first_user.focus()
+        app.query_one(ConversationView).select(0)
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, EditScreen))
         await pilot.press("end", *" again")
@@ -179,7 +182,7 @@ async def test_slash_commands(make_app):
         assert app.conversation.system == "You are terse."
         await send(pilot, "/show")
         await pilot.pause(0.1)
-        notes = [str(n.render()) for n in app.query(".note")]
+        notes = shown_notes(app)
         assert any("temperature 0.7" in n for n in notes)
         await send(pilot, "/clear")
         await pilot.pause(0.1)
@@ -211,7 +214,7 @@ async def test_a_model_that_fails_to_load_leaves_the_app_running(make_app, tmp_p
         await wait_ready(pilot)
         assert app.status.state == "error"
         assert "does not exist" in app.status.detail
-        notes = [str(n.render()) for n in app.query(".note")]
+        notes = shown_notes(app)
         assert any("failed to load" in n for n in notes)
         await pilot.press(*"still typing")
         assert app.query_one(Composer).text == "still typing"
@@ -225,7 +228,7 @@ async def test_model_output_is_data_not_markup(make_app):
     app = make_app(conversation=conversation)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(pilot)
-        await wait_for(pilot, lambda: len(app.query(MessageView)) == 2)
+        await wait_for(pilot, lambda: app.query_one(ConversationView).shown_turns() == [0, 1])
         await pilot.pause(0.2)
         screen = app.export_screenshot()
         assert "[bold]x[/bold]" in screen.replace("&#160;", " ")
@@ -357,7 +360,8 @@ async def test_p_on_a_message_or_the_system_prompt_scores_it_in_one_key(make_app
         await wait_idle(pilot)
         inspector = app.query_one(Inspector)
         question = app.conversation.turns[0].content
-        next(v for v in app.query(MessageView) if v.index == 0).focus()
+        pane = app.query_one(ConversationView)
+        pane.select(0)
         await pilot.press("p")
         await wait_for(pilot, lambda: inspector.tokenization is not None and inspector.tokenization.text == question)
         await wait_for(pilot, lambda: len(inspector.scores) == inspector.tokenization.count - 1)
@@ -365,7 +369,8 @@ async def test_p_on_a_message_or_the_system_prompt_scores_it_in_one_key(make_app
         expected = app.backend.score(inspector.tokenization.ids, 10)
         assert [inspector.scores[e.index].prob for e in expected] == pytest.approx([e.prob for e in expected])
         app.workstation.set_system("You answer in one word.")
-        app.query_one(SystemPromptView).focus()
+        await pilot.press("home")  # the system prompt, above the first message
+        assert pane.cursor is SYSTEM
         await pilot.press("p")
         await wait_for(pilot, lambda: inspector.tokenization.text == "You answer in one word.")
         await wait_for(pilot, lambda: len(inspector.scores) == inspector.tokenization.count - 1)

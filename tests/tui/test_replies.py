@@ -9,8 +9,7 @@ import time
 from textual.events import Key
 
 from llmtui.core.conversation import Conversation, Turn, Version
-from llmtui.tui.widgets.conversation import Composer
-from llmtui.tui.widgets.message import MessageView
+from llmtui.tui.widgets.conversation import Composer, ConversationView
 from llmtui.tui.widgets.probabilities import ProbabilitySidebar
 from llmtui.tui.widgets.token_stream import TokenChips
 from tests.conftest import LONG_REPLY
@@ -61,9 +60,11 @@ async def test_every_action_waits_for_the_reply_in_flight(make_app, tiny_long_mo
         await refused(composer, "enter")
         composer.text = "More"  # another message
         await refused(composer, "enter")
-        user, reply = sorted(app.query(MessageView), key=lambda v: v.index)[:2]
-        await refused(user, "e")  # edit
-        await refused(reply, "left")  # another version of an earlier reply
+        pane = app.query_one(ConversationView)
+        pane.cursor = 0
+        await refused(pane, "e")  # edit
+        pane.cursor = 1
+        await refused(pane, "left")  # another version of an earlier reply
         await refused(app.query_one("#candidates"), "down", "enter")  # branch
         app.workstation.action_replay()  # what the palette's "Replay reply" runs
         await pilot.pause(0.1)

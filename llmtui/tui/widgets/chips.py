@@ -60,6 +60,24 @@ def keep_row_in_view(view: ScrollView, row: int) -> None:
         view.scroll_to(y=row - height + 1, animate=False, immediate=True)
 
 
+def set_scroll_range(view: ScrollView, size: Size) -> None:
+    """Give a line-API view of a fixed height a new virtual size, without a layout of the screen.
+
+    Textual's virtual_size asks for a layout, which reflows and repaints the whole screen (15 to 20 ms here)
+    for every line a streaming reply adds: UI time that a small machine takes from the decode loop. The
+    scrollbars' range is all that depends on it in a view whose own height does not (a scrollbar that
+    appears or goes lays the screen out).
+    """
+    if size == view.virtual_size:
+        return
+    if not view.is_mounted or view.styles.height is None or view.styles.height.is_auto:
+        view.virtual_size = size  # the view's own height follows it: the screen lays out again
+        return
+    view.set_reactive(ScrollView.virtual_size, size)
+    view._scroll_update(size)
+    view.refresh()
+
+
 @dataclass(frozen=True, slots=True)
 class Chip:
     """One token drawn as a chip."""
@@ -189,19 +207,7 @@ class ChipView(ScrollView, can_focus=True):
     def _update_virtual_size(self) -> None:
         rows = self.chip_layout.rows
         lines = len(rows) - (0 if rows[-1] else 1)
-        size = Size(self.chip_layout.width, max(1, lines))
-        if size == self.virtual_size:
-            return
-        if not self.is_mounted or self.styles.height is None or self.styles.height.is_auto:
-            self.virtual_size = size  # this view's own height follows it: the screen lays out again
-            return
-        # Only the scroll range changed. Textual's virtual_size asks for a layout, which reflows and repaints
-        # the whole screen (15 to 20 ms here) for every line a streaming reply adds: UI time that a small
-        # machine takes from the decode loop. The scrollbars' range is all that depends on it (a scrollbar
-        # that appears or goes still lays the screen out).
-        self.set_reactive(ChipView.virtual_size, size)
-        self._scroll_update(size)
-        self.refresh()
+        set_scroll_range(self, Size(self.chip_layout.width, max(1, lines)))
 
     def on_resize(self, event: events.Resize) -> None:
         if self.wrap_width() != self.chip_layout.width:

@@ -1,34 +1,36 @@
-"""The conversation pane: the system prompt, each turn with its versions, and the composer.
+"""The conversation pane: the system prompt, each turn with its versions, and notices, drawn with Textual's
+line API.
 
-Only the messages in or near the viewport are mounted (see ConversationView), so a conversation of ten
-thousand messages opens as fast as one of ten; each is drawn from lines rendered once (see message.py), which
-the pane keeps across mounts, so that paging through it builds no widget tree per block of Markdown.
+A Textual widget per message costs a layout of the whole screen whenever one is mounted, moved or resized,
+and a conversation of ten thousand messages cannot have one each; paging through it then cost a layout a
+key. The pane is one widget: it keeps a height for each item (estimated until the item is drawn), draws the
+items the viewport shows, and scrolling is only a repaint. A message is selected by a cursor, which the
+message keys (copy, edit, versions, ...) act on.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.cache import LRUCache
+from textual.geometry import Size
 from textual.message import Message
-from textual.widget import AwaitMount, Widget
-from textual.widgets import Static, TextArea
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import TextArea
 
 from llmtui.core.conversation import Conversation, Turn
 from llmtui.core.text import escape_controls
-from llmtui.tui.widgets.message import LineCache, MessageView, SystemPromptView, draw_turn
-
-
-class _Spacer(Widget):
-    """Stands in for messages that are not mounted: as tall as they are (or are estimated to be)."""
-
-    DEFAULT_CSS = "_Spacer { height: 0; margin: 0; }"
+from llmtui.tui.widgets.chips import keep_row_in_view, set_scroll_range
+from llmtui.tui.widgets.message import LineCache, LiveMarkdown, draw_turn, render_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,450 +41,485 @@ class _Note:
     text: str
 
 
-# Messages are mounted a page beyond the viewport either way (so that a page key finds its page built),
-# and dropped once more than this further away (so that scrolling to and fro does not rebuild them).
-KEEP_LINES = 40
+class _System:
+    """The system prompt's item: the first, always."""
 
 
-class ConversationView(VerticalScroll):
-    """All turns of the active path, of which only those in or near the viewport are mounted.
+SYSTEM = _System()
+Item = _System | int | _Note  # an int is a turn's index
 
-    A Textual Markdown widget costs tens of milliseconds and megabytes, so a conversation of thousands of
-    messages cannot have one each. The pane keeps a list of items (turns and notes) with a height for
-    each (estimated until measured), mounts the items that cover the viewport plus a margin, and stands
-    spacers of the right height in for the runs of items between them. Scrolling moves the window. The
-    view ``message`` last handed out and the focused one stay mounted wherever the window goes: the live
-    reply's Markdown is being streamed into, and focus must not jump.
+# The items either side of the viewport drawn after each scroll, so that a page key finds its page drawn;
+# a few at a time between events, so that a key pressed meanwhile waits for a few messages at most.
+PREFETCH_PAGES = 1
+PREFETCH_BATCH = 4
+BORDER = "▌"
+
+
+class ConversationView(ScrollView, can_focus=True):
+    """All turns of the active path: a line-API view over their lines, of which only those shown are drawn."""
+
+    COMPONENT_CLASSES = {
+        "conversation--user",
+        "conversation--assistant",
+        "conversation--muted",
+        "conversation--cursor",
+    }
+    DEFAULT_CSS = """
+    ConversationView { overflow-x: hidden; }
+    ConversationView > .conversation--user { color: $secondary; }
+    ConversationView > .conversation--assistant { color: $primary; }
+    ConversationView > .conversation--muted { color: $text-muted; }
+    ConversationView > .conversation--cursor { background: $boost; }
     """
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Previous message", show=False),
+        Binding("down", "cursor(1)", "Next message", show=False),
+        Binding("home", "first", "First message", show=False),
+        Binding("end", "last", "Last message", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("enter", "open", "Edit system prompt", show=False),
+        Binding("c", "act('copy')", "Copy"),
+        Binding("b", "act('copy_code')", "Copy code"),
+        Binding("e", "act('edit')", "Edit"),
+        Binding("t", "act('inspect')", "Tokenize"),
+        Binding("p", "act('score')", "Surprise"),
+        Binding("s", "act('stream')", "Show tokens"),
+        Binding("left,alt+left", "act('version', -1)", "Prev version"),
+        Binding("right,alt+right", "act('version', 1)", "Next version"),
+    ]
+
+    class Action(Message):
+        """The user asked for something on a message (copy, edit, version, ...); ``index`` None: on the
+        system prompt."""
+
+        def __init__(self, index: int | None, what: str, arg: int = 0) -> None:
+            super().__init__()
+            self.index = index
+            self.what = what
+            self.arg = arg
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
+        self._cursor: Item | None = None  # the selected item: the system prompt or a turn
+        self._system = ""
         self._turns: list[Turn] = []
         self._notes: list[_Note] = []
-        self._items: list[int | _Note] = []  # turn indices and notes, in order
-        self._heights: list[int] = []  # lines each item takes, its margin included
-        self._measured: list[bool] = []
-        self._views: dict[int, Widget] = {}  # item position -> mounted widget
-        self._spacers: list[_Spacer] = []
-        self._pinned: int | None = None  # a turn index that stays mounted
-        self._follow = True  # keep the end in view while heights settle and turns arrive
-        self._adjusting = False  # the pane is moving its own scroll position
-        self._update_pending = False
-        self._prefetch_pending = False
+        self._items: list[Item] = [SYSTEM]
+        self._heights: list[int] = [2]  # lines each item takes, the blank line below it included
+        self._measured: list[bool] = [False]  # the height is the item's drawn lines', not an estimate
+        self._starts: list[int] = [0, 2]  # the line each item starts at, and (last) the line after them all
+        self._drawn: LRUCache[Item, list[Strip]] = LRUCache(512)  # items' lines at self._width
+        self._lines = LineCache()  # written messages' text, kept across conversations and widths
+        self._live: int | None = None  # the turn a reply is being written into
+        self._live_markdown = LiveMarkdown()
         self._width = 0
-        self._lines = LineCache()
-        # Lines added above the first item, so that an item above the viewport whose height becomes
-        # known moves nothing on screen (scroll anchoring): see _set_heights and _resolve_slack.
-        self._slack = 0
-        # A message's gutter (border and padding) across and down: what its text's width and its
-        # height add; read from a mounted one (the stylesheet's), this until then.
-        self._gutter = (3, 0)
-
-    def compose(self) -> ComposeResult:
-        yield SystemPromptView(id="system")
+        self._follow = True  # keep the end in view as turns arrive and a reply grows
+        self._adjusting = False  # the pane is moving its own scroll position
+        self._prefetch_pending = False
 
     # -- the public face --------------------------------------------------------------------------------
 
-    async def show(self, conversation: Conversation) -> None:
-        """Rebuild from a conversation (after a load, a version switch, an edit)."""
-        self.query_one(SystemPromptView).show(conversation.system)
-        old = list(self._views.values()) + self._spacers
-        # All of the pane's state changes before the first await: a window update scheduled earlier runs
-        # there, and must find the new turns with their own items (heights measured for another
-        # conversation's turns of the same index are not theirs).
-        # A copy: the conversation's list grows when a message is sent, and the items must not see a turn
-        # before extend() has made its item (a window update in between would look for it).
+    @property
+    def cursor(self) -> Item | None:
+        """The selected item (the system prompt or a turn's index), which the message keys act on."""
+        return self._cursor
+
+    @cursor.setter
+    def cursor(self, item: Item | None) -> None:
+        old, self._cursor = self._cursor, item
+        if old == item:
+            return
+        for changed in (old, item):
+            self._refresh_item(changed)
+        if (old is SYSTEM) != (item is SYSTEM):
+            self.refresh_bindings()  # the system prompt's keys are not a message's
+
+    def show(self, conversation: Conversation) -> None:
+        """Show a conversation from its start (after a load, a version switch, an edit)."""
+        self._system = conversation.system
+        # A copy: the conversation's list grows when a message is sent, before extend() is called.
         self._turns = list(conversation.turns)
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
-        self._views, self._spacers, self._pinned = {}, [], None
+        self.cursor = self._default_cursor() if self.has_focus else None
         self._items, self._heights, self._measured = [], [], []
-        self._slack = 0
+        self._drawn.clear()
         self._rebuild_items()
-        await self.remove_children(old)
-        await self._show_end()
+        self._show_end()
 
-    async def extend(self, conversation: Conversation) -> None:
-        """Add the turns not shown yet (a message sent, a reply begun) without rebuilding the others."""
+    def extend(self, conversation: Conversation) -> None:
+        """Add the turns not shown yet (a message sent, a reply begun)."""
         self._turns = list(conversation.turns)
         self._rebuild_items()
-        await self._show_end()
+        self._show_end()
 
-    def message(self, index: int) -> MessageView | None:
-        """The view of turn ``index``, mounted (if it was not) and kept mounted until another is asked for."""
-        if not 0 <= index < len(self._turns):
-            return None
-        self._pinned = index
-        position = self._items.index(index, index)
-        if position not in self._views:
-            self._mount_shown()
-        view = self._views.get(position)
-        return view if isinstance(view, MessageView) else None
+    def show_system(self, system: str) -> None:
+        """Show a new system prompt."""
+        self._system = system
+        self._redraw(SYSTEM)
 
     def note(self, text: str) -> None:
         """A notice after the last turn (not part of the conversation)."""
         self._notes.append(_Note(len(self._turns), text))
         self._rebuild_items()
-        self._follow = True
-        self._mount_shown()
-        self.call_after_refresh(self._settle)
+        self._show_end()
+
+    def begin_live(self, index: int) -> None:
+        """A reply is being written into turn ``index``: draw it from its text as it grows, with no footer."""
+        self._live = index
+        self._live_markdown = LiveMarkdown()
+        self._redraw(index)
+
+    def grew(self) -> None:
+        """The reply being written has more text."""
+        if self._live is not None:
+            self._redraw(self._live)
+
+    def end_live(self) -> None:
+        """The reply ended: draw it as a written message (its text whole, its footer)."""
+        index, self._live = self._live, None
+        if index is not None:
+            self._redraw(index)
+
+    def refresh_turn(self, index: int) -> None:
+        """Draw turn ``index`` again (its version or its ending changed)."""
+        self._redraw(index)
+
+    def select(self, index: int) -> None:
+        """Focus the pane with turn ``index`` selected, and scroll it into view."""
+        if 0 <= index < len(self._turns):
+            self.cursor = index
+            self.focus()
+            self._keep_in_view(self._position(index))
+
+    def shown_turns(self) -> list[int]:
+        """The turns (by index) whose lines are on screen now."""
+        top, height = int(self.scroll_y), self.scrollable_content_region.height
+        first = max(0, bisect_right(self._starts, top) - 1)
+        last = bisect_right(self._starts, top + height - 1)
+        return [item for item in self._items[first:last] if isinstance(item, int)]
+
+    def text_of(self, item: Item) -> str:
+        """What the pane draws for an item (a turn's index, or SYSTEM), as plain text, a line each."""
+        return "\n".join(line.text.rstrip() for line in self._draw(self._position(item)))
 
     @property
-    def mounted(self) -> int:
-        """How many items (messages and notes) are mounted now."""
-        return len(self._views)
+    def notes(self) -> list[_Note]:
+        """The notices shown, oldest first."""
+        return list(self._notes)
+
+    @property
+    def drawn(self) -> int:
+        """How many items' lines the pane holds now (what it has drawn, not the conversation's length)."""
+        return len(self._drawn)
 
     # -- items and their heights ------------------------------------------------------------------------
 
     def _rebuild_items(self) -> None:
         """The item list after turns or notes were added; heights already known are kept."""
-        old_items, old_heights, old_measured = self._items, self._heights, self._measured
-        known = {item: (h, m) for item, h, m in zip(old_items, old_heights, old_measured, strict=True) if m}
-        views = {old_items[p]: w for p, w in self._views.items() if p < len(old_items)}
+        known = {item: h for item, h, m in zip(self._items, self._heights, self._measured, strict=True) if m}
         notes = iter(self._notes)
         note = next(notes, None)
-        items: list[int | _Note] = []
+        items: list[Item] = [SYSTEM]
         for i in range(len(self._turns) + 1):
             while note is not None and note.after <= i:
                 items.append(note)
                 note = next(notes, None)
             if i < len(self._turns):
                 items.append(i)
-        width = self._content_width()
+        self._width = self._content_width()
         self._items = items
-        self._heights = []
-        self._measured = []
-        for item in items:
-            height, measured = known.get(item, (0, False)) if width == self._width else (0, False)
-            self._heights.append(height if measured else self._estimate(item, width))
-            self._measured.append(measured)
-        self._width = width
-        self._views = {p: views[item] for p, item in enumerate(items) if item in views}
+        self._measured = [item in known for item in items]
+        self._heights = [known[item] if item in known else self._estimate(item) for item in items]
+        self._reflow()
 
     def _content_width(self) -> int:
         return max(10, self.scrollable_content_region.width or self.size.width or 80)
 
-    def _estimate(self, item: int | _Note, width: int) -> int:
-        """Lines an item will take at ``width``, before it has been laid out: its text wrapped, plus the
-        header, footer and margin."""
+    def _estimate(self, item: Item) -> int:
+        """Lines an item will take, before it is drawn: its text wrapped, its header and footer, the blank
+        line below it."""
+        width = self._width
+        if isinstance(item, _System):
+            return _wrapped("System  " + self._system, width - 2) + 1
         if isinstance(item, _Note):
-            return _wrapped(item.text, width - 4) + 3
+            return _wrapped(item.text, width - 3) + 1
         turn = self._turns[item]
         footer = 1 if turn.version.stats is not None or turn.version.error else 0
         return 1 + _wrapped(turn.content, width - 3) + footer + 1
 
-    def _measure(self) -> None:
-        """Take the laid-out height of every mounted item whose lines the pane does not know: notes and
-        a reply being written. A written message's height is known from its lines (see _know): a view
-        just given another turn is still laid out at the old one's until the next layout."""
-        heights: dict[int, int] = {}
-        for position, widget in self._views.items():
-            if isinstance(widget, MessageView) and widget.written:
-                if widget.is_mounted and widget.outer_size.height:
-                    gutter = widget.styles.gutter
-                    self._gutter = (gutter.width, gutter.height)
-                continue
-            height = widget.outer_size.height
-            if height and widget.is_mounted:
-                heights[position] = height + 1  # the margin below it
-        self._set_heights(heights)
-        self._know(set(self._views))
+    def _reflow(self) -> None:
+        """Item starts and the scroll range from the heights."""
+        self._starts = list(accumulate(self._heights, initial=0))
+        set_scroll_range(self, Size(self._width, self._starts[-1]))
 
-    def _know(self, positions: set[int]) -> bool:
-        """Find the exact height of each written message among ``positions`` whose height is still an
-        estimate, from its lines (rendered here, once, into the line cache its view will draw from), so
-        that mounting it moves nothing; whether any height changed. A reply being written and notes are
-        measured once laid out instead."""
-        width, down = self._width - self._gutter[0], self._gutter[1]
-        heights: dict[int, int] = {}
-        for position in positions:
-            item = self._items[position]
-            if self._measured[position] or isinstance(item, _Note):
-                continue
-            view = self._views.get(position)
-            if isinstance(view, MessageView) and not view.written:
-                continue
-            heights[position] = len(draw_turn(self.app, self._turns[item], width, self._lines)) + down + 1
-        return self._set_heights(heights)
+    def _position(self, item: Item) -> int:
+        if isinstance(item, int):
+            return self._items.index(item, item + 1)  # notes only come before a turn
+        return self._items.index(item)
 
-    def _set_heights(self, heights: dict[int, int]) -> bool:
-        """Set items' heights (now known, not estimated). One above the viewport changes the slack by as
-        much the other way, so that what the viewport shows stays where it is; whether any changed."""
-        if not heights:
-            return False
-        starts = self._starts()
-        anchor = bisect_right(starts, self.scroll_y) - 1  # the item at the viewport's top line
+    def _measure(self, positions: Iterable[int]) -> None:
+        """Draw each of these items whose height is an estimate. One above the viewport's top line that
+        changes height moves the scroll position by as much, so that what the viewport shows stays put."""
+        top = int(self.scroll_y)
+        anchor = bisect_right(self._starts, top) - 1
+        shift = 0
         changed = False
-        for position, height in heights.items():
+        for position in positions:
+            if self._measured[position]:
+                continue
+            height = len(self._draw(position)) + 1
             delta = height - self._heights[position]
-            if delta and position < anchor:
-                self._slack -= delta
-            changed = changed or bool(delta)
             self._heights[position] = height
             self._measured[position] = True
-        return changed
-
-    def _resolve_slack(self, *, keep_view: bool = True) -> None:
-        """Give the slack back: every item moves to where its height puts it, and (``keep_view``) the
-        scroll position by as much, so that the viewport still shows the same lines. Needed at the top
-        of the conversation, where the first item must start at the first line."""
-        if not self._slack:
+            if delta:
+                changed = True
+                if position < anchor:
+                    shift += delta
+        if not changed:
             return
-        shift, self._slack = self._slack, 0
-        if keep_view:
-            self._adjusting = True
-            try:
-                self.scroll_to(y=max(0, self.scroll_y - shift), animate=False, immediate=True)
-            finally:
-                self._adjusting = False
-
-    def _top(self) -> int:
-        """Where the first item starts: below the system prompt and its margin."""
-        return self.query_one(SystemPromptView).outer_size.height + 1
-
-    def _starts(self) -> list[int]:
-        """The line each item starts at, and (last) the line after them all."""
-        return list(accumulate(self._heights, initial=self._top() + self._slack))
-
-    # -- the window -------------------------------------------------------------------------------------
-
-    def _window(self) -> tuple[set[int], set[int]]:
-        """The item positions to mount, as (shown, wanted): those covering the viewport, and those a
-        page beyond it either way; both with the last turn, the pinned one, the focused message, and
-        the mounted items still within reach of their range."""
-        if not self._items:
-            return set(), set()
-        starts = self._starts()
-        height = self.scrollable_content_region.height or self.size.height or 24
-        total = starts[-1]
-        top = max(0, total - height) if self._follow else int(self.scroll_y)
-        # The last turn too: a reply is written (or continued) there, into its Markdown.
-        always: set[int] = set()
-        if self._turns:
-            always.add(self._items.index(len(self._turns) - 1, len(self._turns) - 1))
-        if self._pinned is not None and self._pinned < len(self._turns):
-            always.add(self._items.index(self._pinned, self._pinned))
-        focused = self.app.focused
-        always.update(position for position, widget in self._views.items() if widget is focused)
-
-        def within(margin: int) -> set[int]:
-            lo = max(0, bisect_right(starts, top - margin) - 1)
-            hi = min(len(self._items), bisect_right(starts, top + height + margin))
-            # Mounted items stay until they are further away than that, so that scrolling back and forth
-            # over a message's edge does not build and drop it each time.
-            keep_lo = bisect_right(starts, top - margin - KEEP_LINES) - 1
-            keep_hi = bisect_right(starts, top + height + margin + KEEP_LINES)
-            return {*range(lo, hi), *(p for p in self._views if keep_lo <= p < keep_hi), *always}
-
-        return within(0), within(height)
-
-    @property
-    def _live(self) -> bool:
-        """Attached and not being closed: at the app's exit a callback deferred to after a refresh can
-        still run once the pane's children are pruned, with nothing left to reconcile against."""
-        return self.is_attached and not (self._closing or self._pruning)
-
-    def _reconcile(self, wanted: set[int]) -> list[AwaitMount]:
-        """Show exactly the items in ``wanted``, with a spacer for each run of the others between them;
-        the mounts of the widgets built for it, to await where the caller needs the new views composed.
-
-        Widgets are reused, not rebuilt: a written message leaving the window is given one entering it,
-        spacers are resized, and each is moved into place. Mounting a widget costs Textual a round of
-        messages (compose, mount, resize, show) and removing one another (prune), and a key pressed
-        meanwhile waits behind them; moving one and giving it other lines costs a layout, which a scroll
-        pays anyway.
-        """
-        first = min(wanted, default=0)
-        if first == 0 or self._slack + sum(self._heights[:first]) < 0:
-            self._resolve_slack()
-        focused = self.app.focused
-        leaving = [self._views.pop(p) for p in [p for p in self._views if p not in wanted]]
-        spare: dict[str, list[MessageView]] = {"user": [], "assistant": []}
-        removed: list[Widget] = []
-        for widget in leaving:
-            if isinstance(widget, MessageView) and widget.written and widget is not focused:
-                spare.setdefault(widget.turn.role, []).append(widget)
-            else:
-                removed.append(widget)
-        spacers, self._spacers = self._spacers, []
-        built: set[Widget] = set()
-        order: list[Widget] = []
-
-        def spacer(height: int) -> _Spacer:
-            widget = spacers.pop(0) if spacers else _Spacer()
-            if not widget.is_attached:
-                built.add(widget)
-            if widget.styles.height is None or widget.styles.height.value != height:
-                widget.styles.height = height
-            self._spacers.append(widget)
-            return widget
-
-        gap = self._slack
-        for position in range(len(self._items)):
-            if position not in wanted:
-                gap += self._heights[position]
-                continue
-            if gap:
-                order.append(spacer(gap))
-                gap = 0
-            widget = self._views.get(position)
-            if widget is None:
-                item = self._items[position]
-                if isinstance(item, int) and (reused := self._spare(spare, self._turns[item].role)) is not None:
-                    reused.show_turn(item, self._turns[item])
-                    widget = reused
-                else:
-                    widget = self._build(item)
-                    built.add(widget)
-                self._views[position] = widget
-            order.append(widget)
-        if gap:
-            order.append(spacer(gap))
-        removed += [w for views in spare.values() for w in views] + spacers
-        if removed:
-            self.remove_children(removed)
-        # Into the DOM in that order: new ones mounted, the others moved where they are not in place.
-        previous: Widget = self.query_one(SystemPromptView)
-        mounts: list[AwaitMount] = []
-        run: list[Widget] = []
-        for widget in order:
-            if widget in built:
-                run.append(widget)
-                continue
-            if run:
-                mounts.append(self.mount_all(run, after=previous))
-                previous, run = run[-1], []
-            nodes = self._nodes
-            if nodes.index(widget) != nodes.index(previous) + 1:
-                self.move_child(widget, after=previous)
-            previous = widget
-        if run:
-            mounts.append(self.mount_all(run, after=previous))
-        return mounts
-
-    @staticmethod
-    def _spare(spare: dict[str, list[MessageView]], role: str) -> MessageView | None:
-        """A view leaving the window to show a turn of ``role`` (one of that role first: no restyling)."""
-        for views in (spare.get(role, []), *spare.values()):
-            if views:
-                return views.pop()
-        return None
-
-    def _mount_shown(self) -> list[AwaitMount]:
-        """Mount what the viewport shows (and the turns that stay mounted), keeping mounted items that
-        are still within reach; _prefetch mounts the page either side after that."""
-        shown, wanted = self._window()
-        if self._know(shown):
-            shown, wanted = self._window()
-        return self._reconcile(shown | (wanted & set(self._views)))
-
-    def _build(self, item: int | _Note) -> Widget:
-        if isinstance(item, _Note):
-            return Static(Text(escape_controls(item.text)), classes="note")
-        return MessageView(item, self._turns[item], self._lines)
-
-    async def _show_end(self) -> None:
-        """Mount the last screenful and keep the end in view."""
-        self._follow = True
-        for mount in self._mount_shown():
-            await mount  # composed, so that message() finds the live reply's Markdown
-        self.scroll_end(animate=False, immediate=True)
-        self.call_after_refresh(self._settle)
-
-    def _settle(self) -> None:
-        """After a layout: take the real heights, keep the end in view if following it, and move the
-        window if the viewport is no longer covered."""
-        if not self._live:
-            return
-        self._measure()
+        self._reflow()
         if self._follow:
-            self._adjusting = True
-            try:
-                self.scroll_end(animate=False, immediate=True)
-            finally:
-                self._adjusting = False
-        self._schedule_update()
+            self._scroll_quietly(self.max_scroll_y)
+        elif shift:
+            self._scroll_quietly(top + shift)
 
-    def _schedule_update(self) -> None:
-        if not self._update_pending:
-            self._update_pending = True
-            self.call_later(self._update_window)
+    def _cover(self) -> None:
+        """Draw every item the viewport shows (measuring can move what it shows: until none is left)."""
+        height = self.scrollable_content_region.height or self.size.height or 24
+        for _ in range(20):
+            top = max(0, self._starts[-1] - height) if self._follow else int(self.scroll_y)
+            first = max(0, bisect_right(self._starts, top) - 1)
+            last = bisect_right(self._starts, top + height - 1)
+            missing = [p for p in range(first, min(last, len(self._items))) if not self._measured[p]]
+            if not missing:
+                return
+            self._measure(missing)
 
-    def _update_window(self) -> None:
-        """Mount what the viewport shows now; the page either side of it follows after the frame."""
-        self._update_pending = False
-        if not self._live or not self._items:
-            return
-        self._measure()
-        mounted = set(self._views)
-        shown, wanted = self._window()
-        if wanted == mounted:
-            return
-        if not shown <= mounted:
-            if self._know(shown - mounted):
-                shown, wanted = self._window()
-            self._reconcile(shown | (wanted & mounted))
-            self.call_after_refresh(self._settle)
-        elif not self._prefetch_pending:
-            # Paint first: a key that scrolls is not held up by messages it does not show.
+    def _refresh_item(self, item: Item | None) -> None:
+        """Repaint an item's lines (the cursor came or went)."""
+        if item is not None and (not isinstance(item, int) or item < len(self._turns)):
+            position = self._position(item)
+            self.refresh_lines(self._starts[position], self._heights[position])
+
+    def _redraw(self, item: Item) -> None:
+        """Draw an item again, its height measured anew."""
+        self._drawn.discard(item)
+        position = self._position(item)
+        self._measured[position] = False
+        self._measure([position])
+        self.refresh()
+
+    def _show_end(self) -> None:
+        self._follow = True
+        self._cover()
+        self._scroll_quietly(self.max_scroll_y)
+        self.refresh()
+
+    def _scroll_quietly(self, y: float) -> None:
+        """Move the scroll position for the pane's own reasons (not the user leaving the end)."""
+        self._adjusting = True
+        try:
+            self.scroll_to(y=max(0, min(y, self.max_scroll_y)), animate=False, immediate=True)
+        finally:
+            self._adjusting = False
+
+    # -- prefetching ------------------------------------------------------------------------------------
+
+    def _schedule_prefetch(self) -> None:
+        if not self._prefetch_pending:
             self._prefetch_pending = True
             self.call_after_refresh(self._prefetch)
 
     def _prefetch(self) -> None:
-        """After the frame that answered a scroll: mount the page either side of the viewport (and drop
-        what is now too far away), all in one layout."""
+        """After a frame: draw a few of the items within a page of the viewport, nearest first, and come
+        back for more after the events waiting meanwhile."""
         self._prefetch_pending = False
-        if not self._live or not self._items:
+        if not self.is_attached:
             return
-        _, wanted = self._window()
-        if self._know(wanted):
-            _, wanted = self._window()
-        if wanted != set(self._views):
-            self._reconcile(wanted)
-            self.call_after_refresh(self._settle)
+        height = self.scrollable_content_region.height or 24
+        top = int(self.scroll_y)
+        first = max(0, bisect_right(self._starts, top - PREFETCH_PAGES * height) - 1)
+        last = min(len(self._items), bisect_right(self._starts, top + (1 + PREFETCH_PAGES) * height))
+        middle = bisect_right(self._starts, top) - 1
+        near = sorted(range(first, last), key=lambda p: abs(p - middle))
+        missing = [p for p in near if not self._measured[p]]
+        if missing:
+            self._measure(missing[:PREFETCH_BATCH])
+            if len(missing) > PREFETCH_BATCH:
+                self._prefetch_pending = True
+                self.call_later(self._prefetch)
+
+    # -- drawing ----------------------------------------------------------------------------------------
+
+    def _draw(self, position: int) -> list[Strip]:
+        """An item's lines, ``self._width`` cells each (drawn the first time they are asked for)."""
+        item = self._items[position]
+        lines = self._drawn.get(item)
+        if lines is None:
+            lines = self._drawn[item] = self._render_item(item)
+        return lines
+
+    def _render_item(self, item: Item) -> list[Strip]:
+        width = self._width
+        app = self.app
+        if isinstance(item, _System):
+            text = Text("System  ", style="bold")
+            system = escape_controls(self._system)
+            text.append(system or "(none · press e to set one)", style="" if system else "dim")
+            return _framed(render_text(app, text, width - 2), " ", None, width - 2, self._style("muted"))
+        if isinstance(item, _Note):
+            body = render_text(app, Text(escape_controls(item.text)), width - 3)
+            return _framed(body, "┆ ", None, width - 3, self._style("muted"))
+        turn = self._turns[item]
+        live = self._live_markdown if item == self._live else None
+        lines = draw_turn(app, turn, width - 3, self._lines, live)
+        return _framed(lines, BORDER + " ", self._style(turn.role), width - 3, None)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"conversation--{name}", partial=True)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        line = int(self.scroll_y) + y
+        position = bisect_right(self._starts, line) - 1
+        if not 0 <= position < len(self._items):
+            return Strip.blank(width)
+        lines = self._draw(position)
+        offset = line - self._starts[position]
+        if offset >= len(lines):
+            return Strip.blank(width)  # the blank line below an item
+        strip = lines[offset]
+        if self.has_focus and self._items[position] == self.cursor:
+            background = self.get_component_rich_style("conversation--cursor").bgcolor
+            strip = strip.apply_style(Style(bgcolor=background))
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._drawn.clear()  # the theme changed: every colour drawn is another now
+        self._measured = [False] * len(self._items)
+        self.call_later(self._cover)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._content_width() != self._width:
+            self._drawn.clear()
+            self._measured = [False] * len(self._items)
+            self._width = self._content_width()
+            self._heights = [self._estimate(item) for item in self._items]
+            self._reflow()
+        self._cover()
+        if self._follow:
+            self._scroll_quietly(self.max_scroll_y)
+        self._schedule_prefetch()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if self._adjusting or not self._items:
+        if self._adjusting:
             return
         if new_value >= self.max_scroll_y:
-            # At the end, including a position clamped there because measured messages came out
-            # shorter than estimated: that is not the user leaving the end.
             self._follow = True
         elif new_value < old_value:
             self._follow = False
-        self._schedule_update()
+        self._cover()
+        self._schedule_prefetch()
 
-    # Scrolling jumps rather than animates: an animation would move the window through every message
-    # on the way.
-    def action_scroll_home(self) -> None:
+    # -- the cursor and the keys ------------------------------------------------------------------------
+
+    def _default_cursor(self) -> Item:
+        return len(self._turns) - 1 if self._turns else SYSTEM
+
+    def on_focus(self, event: events.Focus) -> None:
+        if self.cursor is None:
+            self.cursor = self._default_cursor()
+        self._keep_in_view(self._position(self.cursor))
+        self._refresh_item(self.cursor)
+
+    def on_blur(self, event: events.Blur) -> None:
+        self._refresh_item(self.cursor)
+
+    def _selectable(self) -> list[int]:
+        return [p for p, item in enumerate(self._items) if not isinstance(item, _Note)]
+
+    def _move_to(self, position: int, *, bottom: bool = False) -> None:
+        self.cursor = self._items[position]
+        self._keep_in_view(position, bottom=bottom)
+
+    def _keep_in_view(self, position: int, *, bottom: bool = False) -> None:
+        """Scroll as little as it takes to show the item at ``position`` (its ``bottom`` end first when it is
+        taller than the viewport)."""
+        self._measure([position])
+        start, end = self._starts[position], self._starts[position + 1] - 2  # its last line, not its margin
+        height = self.scrollable_content_region.height
+        if end - start + 1 > height:
+            self.scroll_to(y=end - height + 1 if bottom else start, animate=False, immediate=True)
+        else:
+            keep_row_in_view(self, end)
+            keep_row_in_view(self, start)
+
+    def action_cursor(self, delta: int) -> None:
+        """The previous or next message; within one taller than the viewport, a line at a time until its
+        end is shown."""
+        if self.cursor is None:
+            return
+        position = self._position(self.cursor)
+        top, height = int(self.scroll_y), self.scrollable_content_region.height
+        start, end = self._starts[position], self._starts[position + 1] - 2
+        if (delta < 0 and start < top <= end) or (delta > 0 and start <= top + height - 1 < end):
+            self.scroll_to(y=top + delta, animate=False, immediate=True)
+            return
+        selectable = self._selectable()
+        index = selectable.index(position) + delta
+        if 0 <= index < len(selectable):
+            self._move_to(selectable[index], bottom=delta < 0)
+
+    def action_first(self) -> None:
         self._follow = False
-        self._resolve_slack(keep_view=False)
         self.scroll_home(animate=False, immediate=True)
+        self._move_to(0)
 
-    def action_scroll_end(self) -> None:
+    def action_last(self) -> None:
         self.scroll_end(animate=False, immediate=True)
+        self._move_to(self._selectable()[-1])
 
-    def action_page_up(self) -> None:
-        self.scroll_page_up(animate=False)
+    def action_page(self, delta: int) -> None:
+        """A page up or down; the cursor, if the page left it behind, on the nearest message shown."""
+        height = self.scrollable_content_region.height
+        self.scroll_to(y=self.scroll_y + delta * height, animate=False, immediate=True)
+        top = int(self.scroll_y)
+        shown = [p for p in self._selectable() if self._starts[p] < top + height and self._starts[p + 1] - 1 > top]
+        if shown and (self.cursor is None or self._position(self.cursor) not in shown):
+            self.cursor = self._items[shown[-1] if delta > 0 else shown[0]]
 
-    def action_page_down(self) -> None:
-        self.scroll_page_down(animate=False)
+    def action_open(self) -> None:
+        if self.cursor is SYSTEM:
+            self.post_message(self.Action(None, "edit"))
 
-    def on_resize(self, event: events.Resize) -> None:
-        width = self._content_width()
-        if width != self._width and self._items:
-            self._measured = [False] * len(self._items)
-            self._slack = 0  # every height is an estimate again: nothing to anchor to
-            self._rebuild_items()
-        self._schedule_update()
+    def action_act(self, what: str, arg: int = 0) -> None:
+        if self.cursor is not None:
+            self.post_message(self.Action(self.cursor if isinstance(self.cursor, int) else None, what, arg))
 
-    def on_message_view_resized(self, event: MessageView.Resized) -> None:
-        """A mounted message changed height (its text drawn, a reply grown or ended): measure it again."""
-        event.stop()
-        position = next((p for p, w in self._views.items() if w is event.view), None)
-        if position is not None and event.view.written:
-            self._measured[position] = False  # its lines are counted again (a reply that ended has new ones)
-        self.call_after_refresh(self._settle)
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # On the system prompt: copy, edit, tokenize and score it; the rest are a message's.
+        if action == "act" and self.cursor is SYSTEM:
+            return parameters[0] in ("copy", "edit", "inspect", "score")
+        if action == "open":
+            return self.cursor is SYSTEM
+        return True
+
+    def on_click(self, event: events.Click) -> None:
+        position = bisect_right(self._starts, int(self.scroll_y) + event.y) - 1
+        if 0 <= position < len(self._items) and not isinstance(self._items[position], _Note):
+            self._move_to(position)
+
+
+def _framed(lines: list[Strip], left: str, left_style: Style | None, inner: int, style: Style | None) -> list[Strip]:
+    """Lines ``inner`` cells wide, each after ``left`` (a border, a margin) and before a cell of padding."""
+    lead = Segment(left, left_style)
+    pad = Segment(" ")
+    framed = [Strip([lead, *line.crop_extend(0, inner, None), pad]) for line in lines]
+    return [line.apply_style(style) for line in framed] if style is not None else framed
 
 
 def _wrapped(text: str, width: int) -> int:

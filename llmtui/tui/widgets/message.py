@@ -1,5 +1,6 @@
-"""One message of the conversation pane (drawn from lines rendered once: see MessageView), and the system
-prompt above them."""
+"""A message's lines, as the conversation pane draws them: its header, its text (a reply's as Markdown) and
+its footer. A written message's text is rendered once (LineCache); a reply being written is rendered as it
+grows, its finished blocks once and only its last block again (LiveMarkdown)."""
 
 from __future__ import annotations
 
@@ -11,170 +12,25 @@ from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from rich.text import Text
 from rich.theme import Theme as RichTheme
-from textual import events
 from textual.app import App
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.color import Color
-from textual.geometry import Size
-from textual.message import Message
-from textual.reactive import Reactive
 from textual.strip import Strip
 from textual.theme import Theme
-from textual.widget import Widget
-from textual.widgets import Markdown, Static
 
 from llmtui.core.conversation import Turn
 from llmtui.core.text import escape_controls
 
 _FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.S)
+# Where a reply being written may be cut into a finished part and the block still growing: a blank line,
+# outside a code fence, not followed by a list item or an indented line (a list's items, loose or not,
+# render as one list only together).
+_BLOCK_END = re.compile(r"\n\n+(?![ \t]|[-*+][ \t]|\d+[.)][ \t])")
 
 
 def code_blocks(markdown: str) -> list[str]:
     """The fenced code blocks of a Markdown text, in order."""
     return [m.group(1).rstrip("\n") for m in _FENCE.finditer(markdown)]
-
-
-class MessageView(Widget, can_focus=True):
-    """One turn: who, which version, the text, and how it ended.
-
-    A written message is one widget drawing its own lines: its header, its text rendered once (see
-    render_written and LineCache) and its footer. Only a reply being written is a container, of a header,
-    Textual's Markdown (which the reply streams into) and a footer; it is drawn as the others once it ends.
-    A Markdown widget is a tree of a widget per block, each laid out and rendered the first time it is
-    seen: tens of milliseconds a screenful, which every page key would pay.
-    """
-
-    BINDINGS = [
-        Binding("c", "act('copy')", "Copy"),
-        Binding("b", "act('copy_code')", "Copy code"),
-        Binding("e", "act('edit')", "Edit"),
-        Binding("t", "act('inspect')", "Tokenize"),
-        Binding("p", "act('score')", "Surprise"),
-        Binding("s", "act('stream')", "Show tokens"),
-        Binding("left,alt+left", "act('version', -1)", "Prev version"),
-        Binding("right,alt+right", "act('version', 1)", "Next version"),
-    ]
-
-    # Nothing scrolls inside a message, so its virtual size is only its size. Widget's own reactive lays the
-    # whole screen out again when it changes: each layout that resized messages (a page of them shown, a
-    # reply grown by a line) asked for a second one.
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
-
-    class Resized(Message):
-        """Its height may have changed (its text was drawn, a reply grew): the pane measures it again."""
-
-        def __init__(self, view: MessageView) -> None:
-            super().__init__()
-            self.view = view
-
-    class Action(Message):
-        """The user asked for something on a message (copy, edit, version, ...)."""
-
-        def __init__(self, index: int, what: str, arg: int = 0) -> None:
-            super().__init__()
-            self.index = index
-            self.what = what
-            self.arg = arg
-
-    def __init__(self, index: int, turn: Turn, lines: LineCache | None = None) -> None:
-        super().__init__(classes=f"message {turn.role}")
-        self.index = index
-        self.turn = turn
-        self._lines = lines if lines is not None else LineCache()
-        self._drawn: tuple[int, str, list[Strip]] | None = None  # width, theme, the lines drawn
-
-    @property
-    def written(self) -> bool:
-        """Drawn from its text, not streamed into (no reply is being written into it)."""
-        return not self.children
-
-    def header(self) -> Text:
-        """Who wrote it, which version, which model, where it branched."""
-        return turn_header(self.turn)
-
-    def footer(self) -> Text:
-        """How it ended: stopped, interrupted, an error, and its figures."""
-        return turn_footer(self.turn)
-
-    def show_turn(self, index: int, turn: Turn) -> None:
-        """Show another written turn: the pane gives a view leaving its window the turn entering it
-        rather than build a new one."""
-        if turn.role != self.turn.role:
-            self.remove_class(self.turn.role)
-            self.add_class(turn.role)
-        self.index = index
-        self.turn = turn
-        self._drawn = None
-        self.refresh(layout=True)
-
-    def refresh_turn(self) -> None:
-        """Redraw after the turn changed (finished, switched version): its text is written now."""
-        self._drawn = None
-        if self.children:
-            self.remove_children()
-        self.refresh(layout=True)
-
-    async def live(self) -> Markdown:
-        """The Markdown a reply streams into (continuing one: its text so far), in place of the drawn text."""
-        if not self.written:
-            return self.query_one(Markdown)
-        markdown = Markdown(escape_controls(self.turn.content))
-        await self.mount_all(
-            [Static(self.header(), classes="header"), markdown, Static(self.footer(), classes="footer")]
-        )
-        return markdown
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        if not self.written:
-            return super().get_content_height(container, viewport, width)
-        return len(self._draw(width))
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        lines = self._draw(width) if self.written else []
-        return lines[y] if y < len(lines) else Strip.blank(width)
-
-    def _draw(self, width: int) -> list[Strip]:
-        theme = self.app.current_theme.name
-        if self._drawn is None or self._drawn[:2] != (width, theme):
-            self._drawn = (width, theme, draw_turn(self.app, self.turn, width, self._lines))
-        return self._drawn[2]
-
-    def action_act(self, what: str, arg: int = 0) -> None:
-        self.post_message(self.Action(self.index, what, arg))
-
-    def on_click(self, event: events.Click) -> None:
-        self.focus()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.post_message(self.Resized(self))
-
-
-class SystemPromptView(Static, can_focus=True):
-    """The system prompt, always visible; Enter or e edits it, p scores it."""
-
-    BINDINGS = [Binding("e,enter", "edit", "Edit system prompt"), Binding("p", "score", "Surprise")]
-
-    class Edit(Message):
-        pass
-
-    class Score(Message):
-        """Score the system prompt in the inspector."""
-
-    def show(self, system: str) -> None:
-        text = Text("System  ", style="bold")
-        text.append(
-            escape_controls(system) if system else "(none · press e to set one)",
-            style="" if system else "dim",
-        )
-        self.update(text)
-
-    def action_edit(self) -> None:
-        self.post_message(self.Edit())
-
-    def action_score(self) -> None:
-        self.post_message(self.Score())
 
 
 def turn_header(turn: Turn) -> Text:
@@ -213,16 +69,19 @@ def turn_footer(turn: Turn) -> Text:
     return text
 
 
-def draw_turn(app: App, turn: Turn, width: int, lines: LineCache) -> list[Strip]:
-    """A written message's lines at ``width`` cells: its header, its text (from ``lines``, rendered there
-    the first time) and its footer. What MessageView draws, and so, counted, its height: the pane knows a
-    message's height from this before it mounts it."""
-    theme = app.current_theme.name
+def draw_turn(app: App, turn: Turn, width: int, lines: LineCache, live: LiveMarkdown | None = None) -> list[Strip]:
+    """A message's lines at ``width`` cells: its header, its text and its footer. A written message's text
+    comes from ``lines`` (rendered there the first time); a reply being written is drawn by ``live`` as it
+    grows, with no footer until it ends."""
     text = escape_controls(turn.content)
+    header = render_text(app, turn_header(turn), width, wrap=False)
+    if live is not None:
+        return header + live.draw(app, text, width)
     markdown = turn.role == "assistant"
-    body = lines.get((text, markdown, width, theme), lambda: render_written(app, text, markdown, width))
+    key = (text, markdown, width, app.current_theme.name)
+    body = lines.get(key, lambda: render_written(app, text, markdown, width))
     end = turn_footer(turn)
-    return _render(app, turn_header(turn), width, wrap=False) + body + (_render(app, end, width) if end else [])
+    return header + body + (render_text(app, end, width) if end else [])
 
 
 class LineCache:
@@ -238,6 +97,31 @@ class LineCache:
         return lines
 
 
+class LiveMarkdown:
+    """A reply being written, drawn as it grows. Rendering the whole text again at every update would cost
+    more the longer the reply; the part before its last finished block (see _BLOCK_END) is rendered when
+    that part grows and kept, and only the rest is rendered each time. The two join as Rich joins blocks;
+    where they would not (a rare construct split at a blank line), the reply is drawn whole, from its text,
+    once it ends."""
+
+    def __init__(self) -> None:
+        self._head: tuple[str, int, str, list[Strip]] = ("", 0, "", [])  # text, width, theme, its lines
+
+    def draw(self, app: App, text: str, width: int) -> list[Strip]:
+        """The lines of ``text`` (the reply so far, escaped) at ``width`` cells."""
+        cut = max((m.end() for m in _BLOCK_END.finditer(text) if text.count("```", 0, m.start()) % 2 == 0), default=0)
+        head_text, tail_text = text[:cut], text[cut:]
+        theme = app.current_theme.name
+        if self._head[:3] != (head_text, width, theme):
+            lines = render_written(app, head_text, True, width) if head_text.strip() else []
+            self._head = (head_text, width, theme, lines)
+        head = self._head[3]
+        tail = render_written(app, tail_text, True, width) if tail_text.strip() else []
+        # Rich puts a blank line between blocks, unless one side brings its own (a list begins with one).
+        joined = not head or not tail or not head[-1].cell_length or not tail[0].cell_length
+        return head + ([] if joined else [Strip.blank(0)]) + tail or [Strip.blank(width)]
+
+
 def render_written(app: App, text: str, markdown: bool, width: int) -> list[Strip]:
     """A message's text as lines ``width`` cells wide: a reply's as Markdown, in the app theme's colours;
     yours as you typed it."""
@@ -250,10 +134,11 @@ def render_written(app: App, text: str, markdown: bool, width: int) -> list[Stri
     else:
         renderable = Text(text)
     with app.console.use_theme(_markdown_theme(theme)):
-        return _render(app, renderable, width) or [Strip.blank(width)]
+        return render_text(app, renderable, width) or [Strip.blank(width)]
 
 
-def _render(app: App, renderable: RenderableType, width: int, *, wrap: bool = True) -> list[Strip]:
+def render_text(app: App, renderable: RenderableType, width: int, *, wrap: bool = True) -> list[Strip]:
+    """A renderable's lines at ``width`` cells (cut with an ellipsis rather than wrapped: ``wrap`` False)."""
     console = app.console
     options = console.options.update(width=max(1, width), height=None, highlight=False, no_wrap=not wrap)
     if not wrap:
