@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llmtui.core.conversation import Conversation, Turn, Version
 from llmtui.tui.screens.edit import EditScreen
+from llmtui.tui.widgets import message as message_module
 from llmtui.tui.widgets.conversation import SYSTEM, ConversationView
 from llmtui.tui.widgets.inspector import Inspector
 from tests.tui.conftest import wait_for, wait_ready
@@ -91,3 +92,34 @@ async def test_the_arrows_read_a_tall_message_a_line_at_a_time_and_pages_keep_th
         assert pane.cursor in pane.shown_turns()
         await pilot.press("pagedown")
         assert pane.cursor in pane.shown_turns()
+
+
+GROWING = (
+    "A first paragraph, **bold**.\n\n- one\n- two\n\n1. first\n2. second\n\n```python\nprint(1)\n\n\nx = 2\n```\n\n"
+    "# A title\n\n> a quote\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nThe end of it."
+)
+
+
+async def test_a_reply_being_written_renders_each_finished_block_once_and_joins_them_as_the_whole(
+    private_dirs, monkeypatch
+):
+    rendered: list[str] = []
+    render = message_module.render_written
+
+    def counted(app, text, markdown, width):
+        rendered.append(text)
+        return render(app, text, markdown, width)
+
+    monkeypatch.setattr(message_module, "render_written", counted)
+    async with opened(private_dirs, markdown_conversation(2)) as (app, _pilot):
+        live = message_module.LiveMarkdown()
+        rendered.clear()  # the conversation's own messages
+        for end in range(1, len(GROWING) + 1, 7):
+            live.draw(app, GROWING[:end], 60)
+        drawn = [line.text for line in live.draw(app, GROWING, 60)]
+        assert drawn == [line.text for line in render(app, GROWING, True, 60)]
+        heads = [text for text in rendered if GROWING.startswith(text) and text.endswith("\n\n")]
+        assert heads and len(heads) == len(set(heads))  # each finished part rendered once, as it grew
+        # The rest, each time: only what follows the last finished part.
+        tails = [text for text in rendered if text not in heads and text != GROWING]
+        assert tails and all(any(GROWING.startswith(head + text) for head in ["", *heads]) for text in tails)
