@@ -66,8 +66,6 @@ def remote_endpoint(
     to ``notices`` (the workstation's)."""
     import os
 
-    from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
-
     url, key = getattr(args, "url", None), None
     name = getattr(args, "server", None)
     if name:
@@ -81,6 +79,9 @@ def remote_endpoint(
             args.model = server.model
     if not url:
         return None
+    # Only now: httpx is a tenth of a second to import, which a verb run without a server does not pay.
+    from llmtui.backends.http import READ_SECONDS, Endpoint, check_url, plain_text_warning
+
     url = check_url(url)
     warning = plain_text_warning(url)
     if warning and notices is not None:

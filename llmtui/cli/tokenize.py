@@ -51,7 +51,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                 raise InvalidValue("--ids takes whole numbers separated by spaces or commas") from None
             results.append(view.from_ids(ids))
         else:
-            results.append(view.tokenize(text))
+            results.append(view.tokenize(text, share_gil=False))
     if args.json:
         payload = [r.to_dict() for r in results]
         print(json.dumps(payload if args.compare else payload[0], ensure_ascii=False))

@@ -294,7 +294,9 @@ class Workstation(Screen[None]):
             self.replies.edit(index, text)
 
     def _system_action(self, what: str) -> None:
-        if what == "copy":
+        if not self.conversation.system and what != "edit":
+            self.notify("There is no system prompt yet (e sets one).", severity="warning")
+        elif what == "copy":
             self.app.copy_to_clipboard(self.conversation.system)
             self.notify("System prompt copied to the clipboard (OSC 52).")
         elif what == "edit":

@@ -60,6 +60,7 @@ def test_property_ids_and_offsets(views, hf, family, text):
     expected = hf[family](text, return_offsets_mapping=True)
     assert result.ids == expected["input_ids"]
     assert result.offsets == [tuple(span) for span in expected["offset_mapping"]]
+    assert view.tokenize(text, share_gil=False).offsets == result.offsets  # the command line's one call
     for token in result:
         assert 0 <= token.start <= token.end <= len(text)
         assert "\ufffd" not in token.display or "\ufffd" in text
@@ -442,10 +443,11 @@ def test_ids_from_the_files_are_auto_tokenizers(saved, kind, text):
     for special in (True, False):
         expected = auto(text, add_special_tokens=special, return_offsets_mapping=True)
         for view in (from_file, engines):
-            result = view.tokenize(text, add_special_tokens=special)
-            assert result.ids == expected["input_ids"], (view is engines, special)
-            # Each token's span too; a special token the tokenizer adds covers no text, (0, 0) as there.
-            assert result.offsets == [tuple(span) for span in expected["offset_mapping"]]
+            for share_gil in (True, False):
+                result = view.tokenize(text, add_special_tokens=special, share_gil=share_gil)
+                assert result.ids == expected["input_ids"], (view is engines, special)
+                # Each token's span too; a special token the tokenizer adds covers no text, (0, 0) as there.
+                assert result.offsets == [tuple(span) for span in expected["offset_mapping"]]
 
 
 def test_the_tokenizers_add_their_own_special_tokens(saved):

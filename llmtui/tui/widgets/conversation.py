@@ -396,11 +396,15 @@ class ConversationView(ScrollView, can_focus=True):
             strip = strip.apply_style(Style(bgcolor=background))
         return strip
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._drawn.clear()  # the theme changed: every colour drawn is another now
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._forget_lines())
+
+    def _forget_lines(self) -> None:
+        """Every item drawn again (the theme changed: its colours are in the lines)."""
+        self._drawn.clear()
         self._measured = [False] * len(self._items)
-        self.call_later(self._cover)
+        self._cover()
+        self.refresh()
 
     def on_resize(self, event: events.Resize) -> None:
         if self._content_width() != self._width:
@@ -509,7 +513,10 @@ class ConversationView(ScrollView, can_focus=True):
         return True
 
     def on_click(self, event: events.Click) -> None:
-        position = bisect_right(self._starts, int(self.scroll_y) + event.y) - 1
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        position = bisect_right(self._starts, int(self.scroll_y) + offset.y) - 1
         if 0 <= position < len(self._items) and not isinstance(self._items[position], _Note):
             self._move_to(position)
 
