@@ -142,10 +142,10 @@ class ConversationView(ScrollView, can_focus=True):
         # A copy: the conversation's list grows when a message is sent, before extend() is called.
         self._turns = list(conversation.turns)
         self._notes = [_Note(min(n.after, len(self._turns)), n.text) for n in self._notes]
-        self.cursor = self._default_cursor() if self.has_focus else None
         self._items, self._heights, self._measured = [], [], []
         self._drawn.clear()
         self._rebuild_items()
+        self.cursor = self._default_cursor() if self.has_focus else None
         self._show_end()
 
     def extend(self, conversation: Conversation) -> None:
@@ -181,10 +181,6 @@ class ConversationView(ScrollView, can_focus=True):
         index, self._live = self._live, None
         if index is not None:
             self._redraw(index)
-
-    def refresh_turn(self, index: int) -> None:
-        """Draw turn ``index`` again (its version or its ending changed)."""
-        self._redraw(index)
 
     def select(self, index: int) -> None:
         """Focus the pane with turn ``index`` selected, and scroll it into view."""
