@@ -301,23 +301,13 @@ class Workstation(Screen[None]):
             self.notify("System prompt copied to the clipboard (OSC 52).")
         elif what == "edit":
             self.edit_system()
-        elif what == "inspect":
-            self.inspector.show_text(self.conversation.system, title="system prompt")
+        elif what in ("inspect", "score"):
+            self.inspector.show_text(self.conversation.system, title="system prompt", surprise=what == "score")
             self.reveal("inspector")
-        elif what == "score":
-            self.score_system()
 
     def edit_system(self) -> None:
         """Edit the system prompt in a dialog."""
         self.app.push_screen(EditScreen("System prompt", self.conversation.system), self._system_edited)
-
-    def score_system(self) -> None:
-        """Score the system prompt in the inspector (surprise mode)."""
-        if self.conversation.system:
-            self.inspector.show_text(self.conversation.system, title="system prompt", surprise=True)
-            self.reveal("inspector")
-        else:
-            self.notify("There is no system prompt to score (e sets one).", severity="warning")
 
     def _system_edited(self, text: str | None) -> None:
         if text is not None:

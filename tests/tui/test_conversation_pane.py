@@ -9,7 +9,7 @@ from llmtui.tui.widgets import message as message_module
 from llmtui.tui.widgets.conversation import SYSTEM, ConversationView
 from llmtui.tui.widgets.inspector import Inspector
 from tests.tui.conftest import wait_for, wait_ready
-from tests.tui.test_long_conversation import markdown_conversation, opened
+from tests.tui.test_long_conversation import markdown_conversation, opened, record_renders
 
 REPLY = "Here:\n\n```python\nprint('hi')\n```\n\nDone."
 
@@ -103,21 +103,16 @@ GROWING = (
 async def test_a_reply_being_written_renders_each_finished_block_once_and_joins_them_as_the_whole(
     private_dirs, monkeypatch
 ):
-    rendered: list[str] = []
     render = message_module.render_written
-
-    def counted(app, text, markdown, width):
-        rendered.append(text)
-        return render(app, text, markdown, width)
-
-    monkeypatch.setattr(message_module, "render_written", counted)
+    recorded = record_renders(monkeypatch)
     async with opened(private_dirs, markdown_conversation(2)) as (app, _pilot):
         live = message_module.LiveMarkdown()
-        rendered.clear()  # the conversation's own messages
+        recorded.clear()  # the conversation's own messages
         for end in range(1, len(GROWING) + 1, 7):
             live.draw(app, GROWING[:end], 60)
         drawn = [line.text for line in live.draw(app, GROWING, 60)]
         assert drawn == [line.text for line in render(app, GROWING, True, 60)]
+        rendered = [text for text, _width in recorded]
         heads = [text for text in rendered if GROWING.startswith(text) and text.endswith("\n\n")]
         assert heads and len(heads) == len(set(heads))  # each finished part rendered once, as it grew
         # The rest, each time: only what follows the last finished part.

@@ -79,9 +79,8 @@ async def test_conversations_opened_one_after_another_each_show_their_end(privat
         assert app.is_running
 
 
-async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs, monkeypatch):
-    # A message scrolled away and back is drawn from the lines rendered the first time (that is what makes
-    # a page key cheap).
+def record_renders(monkeypatch) -> list[tuple[str, int]]:
+    """Every text the pane's messages render from now on (render_written's), with its width."""
     rendered: list[tuple[str, int]] = []
     render = message_module.render_written
 
@@ -90,6 +89,13 @@ async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs,
         return render(app, text, markdown, width)
 
     monkeypatch.setattr(message_module, "render_written", counted)
+    return rendered
+
+
+async def test_written_messages_are_drawn_from_lines_rendered_once(private_dirs, monkeypatch):
+    # A message scrolled away and back is drawn from the lines rendered the first time (that is what makes
+    # a page key cheap).
+    rendered = record_renders(monkeypatch)
     async with opened(private_dirs, long_conversation(400)) as (app, pilot):
         pane = app.query_one(ConversationView)
         pane.focus()

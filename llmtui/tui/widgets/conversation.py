@@ -191,10 +191,9 @@ class ConversationView(ScrollView, can_focus=True):
 
     def shown_turns(self) -> list[int]:
         """The turns (by index) whose lines are on screen now."""
-        top, height = int(self.scroll_y), self.scrollable_content_region.height
-        first = max(0, bisect_right(self._starts, top) - 1)
-        last = bisect_right(self._starts, top + height - 1)
-        return [item for item in self._items[first:last] if isinstance(item, int)]
+        top = int(self.scroll_y)
+        shown = self._between(top, top + self.scrollable_content_region.height)
+        return [item for item in self._items[shown.start : shown.stop] if isinstance(item, int)]
 
     def text_of(self, item: Item) -> str:
         """What the pane draws for an item (a turn's index, or SYSTEM), as plain text, a line each."""
@@ -250,6 +249,14 @@ class ConversationView(ScrollView, can_focus=True):
         self._starts = list(accumulate(self._heights, initial=0))
         set_scroll_range(self, Size(self._width, self._starts[-1]))
 
+    def _at(self, line: int) -> int:
+        """The position of the item drawn at ``line`` (-1 above the first, the item count past the last)."""
+        return bisect_right(self._starts, line) - 1
+
+    def _between(self, top: int, end: int) -> range:
+        """The positions of the items with a line in [top, end)."""
+        return range(max(0, self._at(top)), min(len(self._items), self._at(end - 1) + 1))
+
     def _position(self, item: Item) -> int:
         if isinstance(item, int):
             return self._items.index(item, item + 1)  # notes only come before a turn
@@ -259,7 +266,7 @@ class ConversationView(ScrollView, can_focus=True):
         """Draw each of these items whose height is an estimate. One above the viewport's top line that
         changes height moves the scroll position by as much, so that what the viewport shows stays put."""
         top = int(self.scroll_y)
-        anchor = bisect_right(self._starts, top) - 1
+        anchor = self._at(top)
         shift = 0
         changed = False
         for position in positions:
@@ -286,9 +293,7 @@ class ConversationView(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height or self.size.height or 24
         for _ in range(20):
             top = max(0, self._starts[-1] - height) if self._follow else int(self.scroll_y)
-            first = max(0, bisect_right(self._starts, top) - 1)
-            last = bisect_right(self._starts, top + height - 1)
-            missing = [p for p in range(first, min(last, len(self._items))) if not self._measured[p]]
+            missing = [p for p in self._between(top, top + height) if not self._measured[p]]
             if not missing:
                 return
             self._measure(missing)
@@ -336,10 +341,9 @@ class ConversationView(ScrollView, can_focus=True):
             return
         height = self.scrollable_content_region.height or 24
         top = int(self.scroll_y)
-        first = max(0, bisect_right(self._starts, top - PREFETCH_PAGES * height) - 1)
-        last = min(len(self._items), bisect_right(self._starts, top + (1 + PREFETCH_PAGES) * height))
-        middle = bisect_right(self._starts, top) - 1
-        near = sorted(range(first, last), key=lambda p: abs(p - middle))
+        middle = self._at(top)
+        around = self._between(top - PREFETCH_PAGES * height, top + (1 + PREFETCH_PAGES) * height)
+        near = sorted(around, key=lambda p: abs(p - middle))
         missing = [p for p in near if not self._measured[p]]
         if missing:
             self._measure(missing[:PREFETCH_BATCH])
@@ -379,7 +383,7 @@ class ConversationView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         line = int(self.scroll_y) + y
-        position = bisect_right(self._starts, line) - 1
+        position = self._at(line)
         if not 0 <= position < len(self._items):
             return Strip.blank(width)
         lines = self._draw(position)
@@ -397,15 +401,17 @@ class ConversationView(ScrollView, can_focus=True):
 
     def _forget_lines(self) -> None:
         """Every item drawn again (the theme changed: its colours are in the lines)."""
-        self._drawn.clear()
-        self._measured = [False] * len(self._items)
+        self._forget_drawn()
         self._cover()
         self.refresh()
 
+    def _forget_drawn(self) -> None:
+        self._drawn.clear()
+        self._measured = [False] * len(self._items)
+
     def on_resize(self, event: events.Resize) -> None:
         if self._content_width() != self._width:
-            self._drawn.clear()
-            self._measured = [False] * len(self._items)
+            self._forget_drawn()
             self._width = self._content_width()
             self._heights = [self._estimate(item) for item in self._items]
             self._reflow()
@@ -439,8 +445,8 @@ class ConversationView(ScrollView, can_focus=True):
     def on_blur(self, event: events.Blur) -> None:
         self._refresh_item(self.cursor)
 
-    def _selectable(self) -> list[int]:
-        return [p for p, item in enumerate(self._items) if not isinstance(item, _Note)]
+    def _selectable(self, position: int) -> bool:
+        return not isinstance(self._items[position], _Note)
 
     def _move_to(self, position: int, *, bottom: bool = False) -> None:
         self.cursor = self._items[position]
@@ -469,10 +475,11 @@ class ConversationView(ScrollView, can_focus=True):
         if (delta < 0 and start < top <= end) or (delta > 0 and start <= top + height - 1 < end):
             self.scroll_to(y=top + delta, animate=False, immediate=True)
             return
-        selectable = self._selectable()
-        index = selectable.index(position) + delta
-        if 0 <= index < len(selectable):
-            self._move_to(selectable[index], bottom=delta < 0)
+        target = position + delta
+        while 0 <= target < len(self._items) and not self._selectable(target):
+            target += delta
+        if 0 <= target < len(self._items):
+            self._move_to(target, bottom=delta < 0)
 
     def action_first(self) -> None:
         self._follow = False
@@ -481,14 +488,15 @@ class ConversationView(ScrollView, can_focus=True):
 
     def action_last(self) -> None:
         self.scroll_end(animate=False, immediate=True)
-        self._move_to(self._selectable()[-1])
+        self._move_to(self._position(self._default_cursor()))
 
     def action_page(self, delta: int) -> None:
         """A page up or down; the cursor, if the page left it behind, on the nearest message shown."""
         height = self.scrollable_content_region.height
         self.scroll_to(y=self.scroll_y + delta * height, animate=False, immediate=True)
         top = int(self.scroll_y)
-        shown = [p for p in self._selectable() if self._starts[p] < top + height and self._starts[p + 1] - 1 > top]
+        # Those with a line of their own on screen (not only the blank line below them).
+        shown = [p for p in self._between(top, top + height) if self._selectable(p) and self._starts[p + 1] - 1 > top]
         if shown and (self.cursor is None or self._position(self.cursor) not in shown):
             self.cursor = self._items[shown[-1] if delta > 0 else shown[0]]
 
@@ -512,8 +520,8 @@ class ConversationView(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        position = bisect_right(self._starts, int(self.scroll_y) + offset.y) - 1
-        if 0 <= position < len(self._items) and not isinstance(self._items[position], _Note):
+        position = self._at(int(self.scroll_y) + offset.y)
+        if 0 <= position < len(self._items) and self._selectable(position):
             self._move_to(position)
 
 
