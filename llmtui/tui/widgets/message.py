@@ -109,7 +109,12 @@ class LiveMarkdown:
 
     def draw(self, app: App, text: str, width: int) -> list[Strip]:
         """The lines of ``text`` (the reply so far, escaped) at ``width`` cells."""
-        cut = max((m.end() for m in _BLOCK_END.finditer(text) if text.count("```", 0, m.start()) % 2 == 0), default=0)
+        cut, fences, scanned = 0, 0, 0
+        for m in _BLOCK_END.finditer(text):  # fences counted once over the text, not again from its start
+            fences += text.count("```", scanned, m.start())
+            scanned = m.start()
+            if fences % 2 == 0:
+                cut = m.end()
         head_text, tail_text = text[:cut], text[cut:]
         theme = app.current_theme.name
         if self._head[:3] != (head_text, width, theme):
