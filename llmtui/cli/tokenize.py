@@ -72,10 +72,7 @@ def _print_tokens(result: Tokenization) -> None:
     """The tokens as a table, a line each, written as it is made: a text of millions of tokens costs
     little more than cutting it (each distinct token's cells are made once, the widths from those)."""
     view = result.view
-    cells: dict[int, tuple[str, str, str]] = {}  # id -> its ID, PIECE, TEXT cells
-    for token_id in result.ids:
-        if token_id not in cells:
-            cells[token_id] = (str(token_id), escape_controls(view.pieces[token_id]), view.display(token_id))
+    cells = {t: (str(t), escape_controls(view.pieces[t]), view.display(t)) for t in set(result.ids)}
     header = ("INDEX", "ID", "PIECE", "TEXT", "START", "END", "SPECIAL")
     offset = len(str(len(result.text)))  # no offset is past the text's end
     widths = [
@@ -84,20 +81,24 @@ def _print_tokens(result: Tokenization) -> None:
         max(len(header[4]), offset),
         max(len(header[5]), offset),
     ]
-    # Each distinct token's line as a format of its index and offsets, its own cells filled in and padded
-    # once. A special token's END is padded for its SPECIAL column; any other line ends at END.
+    # Each distinct token's line as a format of its index and offsets, its own cells filled in, padded and
+    # encoded once: formatting bytes, not text, halves the time of a million rows (pieces such as `Ġ` make
+    # a str two bytes a character, and its encoding on the way out is a second pass). A special token's
+    # END is padded for its SPECIAL column; any other line ends at END.
+    encoding = sys.stdout.encoding or "utf-8"
     forms = {}
     for token_id, row in cells.items():
         middle = "  ".join(c.ljust(w) for c, w in zip(row, widths[1:4], strict=True)).replace("%", "%%")
         end = f"%-{widths[5]}d  yes" if token_id in view.special_ids else "%d"
-        forms[token_id] = f"%-{widths[0]}d  {middle}  %-{widths[4]}d  {end}"
-    out = sys.stdout
-    out.write("  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip() + "\n")
+        forms[token_id] = f"%-{widths[0]}d  {middle}  %-{widths[4]}d  {end}".encode(encoding, "replace")
+    print("  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(), flush=True)
+    out = sys.stdout.buffer
     ids, offsets = result.ids, result.offsets
     for lo in range(0, len(ids), 8192):
         hi = lo + 8192
         rows = zip(range(lo, hi), ids[lo:hi], offsets[lo:hi], strict=False)
-        out.write("\n".join([forms[t] % (i, start, end) for i, t, (start, end) in rows]) + "\n")
+        out.write(b"\n".join([forms[t] % (i, start, end) for i, t, (start, end) in rows]) + b"\n")
+    out.flush()
 
 
 def _tokenize_remote(args: argparse.Namespace, endpoint: object, text: str) -> int:
