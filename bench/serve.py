@@ -160,9 +160,8 @@ def run(args: argparse.Namespace) -> list[Figure]:
                 result = _timed(tokens)
                 if i:
                     runs[name].append(result)
-        # The time to first token from pairs of its own, short replies alternating: a few tenths of a second
-        # each, so that there are enough of them for a question of 5 % (the rounds' five moved their
-        # medians' ratio between 0.94 and 1.23 from run to run of the same code).
+        # Five rounds are too few for a question of 5 % on a tenth of a second: their medians' ratio moved
+        # between 0.94 and 1.23 from run to run of the same code.
         firsts: dict[str, list[float]] = {"in_process": [], "standard": []}
         for i in range(1 if args.quick else FIRST_TOKEN_PAIRS):
             for name, tokens in (("in_process", in_process), ("standard", standard_client))[:: 1 if i % 2 else -1]:

@@ -98,7 +98,6 @@ def _print_tokens(result: Tokenization) -> None:
         hi = lo + 8192
         rows = zip(range(lo, hi), ids[lo:hi], offsets[lo:hi], strict=False)
         out.write(b"\n".join([forms[t] % (i, start, end) for i, t, (start, end) in rows]) + b"\n")
-    out.flush()
 
 
 def _tokenize_remote(args: argparse.Namespace, endpoint: object, text: str) -> int:
