@@ -185,3 +185,70 @@ async def test_scrolling_and_a_growing_reply_lay_nothing_out(private_dirs, monke
         await pilot.pause(0.1)
         assert pane.scroll_y == pane.max_scroll_y and shown(app, 600)
         assert layouts == []
+
+
+def assert_painted(app, pane: ConversationView) -> None:
+    """The screen shows what the pane draws now, row by row: nothing it changed was left unrepainted."""
+    screen = app.screen._compositor.render_strips()  # from the lines each widget last repainted
+    region = pane.scrollable_content_region
+    for y in range(region.height):
+        painted = screen[region.y + y].crop(region.x, region.right).text
+        assert painted.rstrip() == pane.render_line(y).text.rstrip(), f"row {y}"
+
+
+def record_repaints(monkeypatch, pane: ConversationView) -> list[tuple[int, int] | None]:
+    """The pane's rows asked to be repainted from now on: (first row on screen, rows); None: the whole pane."""
+    repainted: list[tuple[int, int] | None] = []
+    refresh = Widget.refresh
+
+    def recorded(self, *regions, **kwargs):
+        if self is pane:
+            repainted.extend([(r.y, r.height) for r in regions] or [None])
+        return refresh(self, *regions, **kwargs)
+
+    monkeypatch.setattr(Widget, "refresh", recorded)
+    return repainted
+
+
+async def test_a_growing_reply_repaints_only_its_lines_that_changed(private_dirs, monkeypatch):
+    # A frame repaints every widget within the box around all that changed in it: the whole pane's box took
+    # 10 ms here, several times a second while a reply streams, for a reply that had gained a few words.
+    conversation = long_conversation(3)
+    conversation.turns.append(Turn("assistant", [Version("")]))
+    async with opened(private_dirs, conversation) as (app, pilot):
+        pane = app.query_one(ConversationView)
+        repainted = record_repaints(monkeypatch, pane)
+        reply = app.conversation.turns[3].version
+        pane.begin_live(3)
+        reply.content = "The first words"
+        pane.grew()
+        await pilot.pause(0.05)
+        start = pane._starts[pane._position(3)] - int(pane.scroll_y)  # the reply's header row on screen
+
+        repainted.clear()
+        reply.content = "The first words and more"  # its one line changed: that row alone
+        pane.grew()
+        await pilot.pause(0.05)
+        assert repainted == [(start + 1, 1)]
+        assert_painted(app, pane)
+
+        repainted.clear()
+        reply.content = "The first words and more, " + "then a line of its own " * 8  # a line more
+        pane.grew()
+        await pilot.pause(0.05)
+        assert repainted and None not in repainted
+        assert min(y for y, _ in repainted) == start  # from the reply down (it moved what is below it)
+        assert_painted(app, pane)
+
+
+async def test_an_item_that_grows_repaints_the_messages_it_moves(private_dirs, monkeypatch):
+    # A longer system prompt pushes every message down by the lines it gained: they are repainted where
+    # they now are, though none of them changed.
+    async with opened(private_dirs, long_conversation(3)) as (app, pilot):
+        pane = app.query_one(ConversationView)
+        assert_painted(app, pane)
+        repainted = record_repaints(monkeypatch, pane)
+        pane.show_system("A system prompt long enough to take three lines of the pane. " * 4)
+        await pilot.pause(0.05)
+        assert None not in repainted
+        assert_painted(app, pane)

@@ -66,7 +66,8 @@ def set_scroll_range(view: ScrollView, size: Size) -> None:
     Textual's virtual_size asks for a layout, which reflows and repaints the whole screen (15 to 20 ms here)
     for every line a streaming reply adds: UI time that a small machine takes from the decode loop. The
     scrollbars' range is all that depends on it in a view whose own height does not (a scrollbar that
-    appears or goes lays the screen out).
+    appears or goes lays the screen out). The view is not repainted: its caller repaints the lines that
+    changed (a scroll that follows repaints it whole).
     """
     if size == view.virtual_size:
         return
@@ -75,7 +76,6 @@ def set_scroll_range(view: ScrollView, size: Size) -> None:
         return
     view.set_reactive(ScrollView.virtual_size, size)
     view._scroll_update(size)
-    view.refresh()
 
 
 @dataclass(frozen=True, slots=True)
